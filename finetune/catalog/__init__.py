@@ -1,0 +1,207 @@
+"""Offline facts the validator and planner rely on: VM sizes, component inputs, known models, naming rules.
+
+The data files live in `finetune/catalog/data/` (sources in SOURCES.md); this module only loads and looks up.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+def _read(name: str) -> str:
+    return resources.files("finetune.catalog").joinpath("data", name).read_text(encoding="utf-8")
+
+
+# ---- VM sizes -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sku:
+    name: str
+    family: str
+    vcpus: int
+    ram_gib: float
+    gpus: float
+    gpu_type: str
+    gpu_mem_gb: float | None
+    usd_per_hour: float | None
+    managed_online: bool
+    skip_reservation: bool
+    retired: date | None
+    replacement: str | None
+
+    @property
+    def is_retired(self) -> bool:
+        return self.retired is not None and self.retired <= date.today()
+
+    @property
+    def describe(self) -> str:
+        if not self.gpus:
+            return f"{self.vcpus} vCPU, {self.ram_gib:g} GiB, no GPU"
+        gpus = f"{self.gpus:g}" if self.gpus >= 1 else f"1/{round(1 / self.gpus)}"
+        return f"{gpus} x {self.gpu_type} {self.gpu_mem_gb:g} GB, {self.vcpus} vCPU, {self.ram_gib:g} GiB"
+
+
+@cache
+def _skus() -> dict[str, Sku]:
+    table: dict[str, Sku] = {}
+    for row in csv.DictReader(io.StringIO(_read("skus.csv"))):
+        sku = Sku(
+            name=row["name"], family=row["family"], vcpus=int(row["vcpus"]), ram_gib=float(row["ram_gib"]),
+            gpus=float(row["gpus"]), gpu_type=row["gpu_type"],
+            gpu_mem_gb=float(row["gpu_mem_gb"]) if row["gpu_mem_gb"] else None,
+            usd_per_hour=float(row["usd_per_hour"]) if row["usd_per_hour"] else None,
+            managed_online=row["managed_online"] == "yes", skip_reservation=row["skip_reservation"] == "yes",
+            retired=date.fromisoformat(row["retired"]) if row["retired"] else None,
+            replacement=row["replacement"] or None,
+        )
+        table[sku.name.lower()] = sku
+    return table
+
+
+def find_sku(name: str) -> Sku | None:
+    """Look a VM size up; Azure treats size names case-insensitively."""
+    return _skus().get(name.lower())
+
+
+def all_skus() -> list[Sku]:
+    return list(_skus().values())
+
+
+def similar_sku(name: str) -> str | None:
+    names = [s.name for s in all_skus()]
+    lowered = {n.lower(): n for n in names}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.75)
+    return lowered[close[0]] if close else None
+
+
+# ---- components -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ComponentInput:
+    name: str
+    type: str  # string, integer, number, boolean, uri_file, mlflow_model, ...
+    default: Any = None
+    enum: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    optional: bool = True
+    description: str = ""
+
+    @property
+    def is_asset(self) -> bool:
+        return self.type not in ("string", "integer", "number", "boolean")
+
+
+@dataclass(frozen=True)
+class ComponentSchema:
+    name: str
+    version: str
+    inputs: dict[str, ComponentInput]
+    outputs: dict[str, str]
+
+
+@cache
+def _components() -> dict[str, dict[str, ComponentSchema]]:
+    raw = json.loads(_read("components.json"))["components"]
+    result: dict[str, dict[str, ComponentSchema]] = {}
+    for name, versions in raw.items():
+        for version, body in versions.items():
+            inputs = {
+                key: ComponentInput(name=key, type=v["type"], default=v.get("default"),
+                                    enum=tuple(str(e) for e in v["enum"]) if "enum" in v else None,
+                                    min=v.get("min"), max=v.get("max"), optional=v.get("optional", False),
+                                    description=v.get("description", ""))
+                for key, v in body["inputs"].items()
+            }
+            outputs = {k: o["type"] for k, o in body["outputs"].items()}
+            result.setdefault(name, {})[version] = ComponentSchema(name, version, inputs, outputs)
+    return result
+
+
+def _version_key(version: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-]", version))
+
+
+def component_schema(name: str, version: str | None = None) -> ComponentSchema | None:
+    """The component's inputs at `version`, or the newest version the catalog knows."""
+    versions = _components().get(name)
+    if not versions:
+        return None
+    if version is None:
+        return versions[max(versions, key=_version_key)]
+    return versions.get(version)
+
+
+def known_components() -> list[str]:
+    return sorted(_components())
+
+
+# ---- models ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    registry: str
+    version: str
+    finetune_skus: tuple[str, ...]
+    inference_skus: tuple[str, ...]
+    model_specific_defaults: dict[str, str]
+
+
+@cache
+def _models() -> dict[str, KnownModel]:
+    raw = json.loads(_read("models.json"))["models"]
+    return {
+        name.lower(): KnownModel(
+            name=name, registry=m["registry"], version=str(m["version"]),
+            finetune_skus=tuple(m["finetune_compute_allow_list"]),
+            inference_skus=tuple(m["inference_compute_allow_list"]),
+            model_specific_defaults=dict(m["model_specific_defaults"]),
+        )
+        for name, m in raw.items()
+    }
+
+
+def known_model(registry: str | None, name: str) -> KnownModel | None:
+    model = _models().get(name.lower())
+    return model if model and (registry in (None, model.registry)) else None
+
+
+# ---- naming ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NamingRule:
+    kind: str
+    pattern: str
+    min: int
+    max: int
+    text: str
+
+
+@cache
+def _naming() -> dict[str, NamingRule]:
+    raw = json.loads(_read("naming.json"))["rules"]
+    return {k: NamingRule(k, v["pattern"], v["min"], v["max"], v["text"]) for k, v in raw.items()}
+
+
+def naming_rule(kind: str) -> NamingRule:
+    return _naming()[kind]
+
+
+def name_problem(kind: str, value: str) -> str | None:
+    """Why `value` is not a valid name of this kind, or None if it is."""
+    rule = naming_rule(kind)
+    if not (rule.min <= len(value) <= rule.max) or not re.fullmatch(rule.pattern, value):
+        return f"'{value}' is not a valid {kind} name: {rule.text}"
+    if kind == "compute" and "-" in value and not re.search(r"[a-zA-Z]", value.rsplit("-", 1)[1]):
+        return f"'{value}' is not a valid compute name: the part after the last '-' must contain a letter"
+    return None
