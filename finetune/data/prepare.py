@@ -1,0 +1,233 @@
+"""prepare(): source -> checked, sampled, hashed JSONL per role, through the cache."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from finetune.data import cache, source
+from finetune.data.checks import row_problems
+from finetune.data.errors import DataError, InvalidRowsError, SourceUnavailableError
+from finetune.data.readers import SourceRow, iter_selected
+from finetune.data.request import HubSource, PrepareRequest
+from finetune.data.result import BadRow, Overlap, PrepareResult, ProbeResult, Progress, ProgressEvent, RoleResult
+from finetune.data.sampling import carve, kept_count, select
+from finetune.data.stats import OverlapIndex, SplitStats, overlap_keys
+from finetune.data.writer import AtomicJsonlWriter
+
+MAX_BAD_ROWS = 10  # bad rows reported per role; all of them are counted
+MAX_OVERLAP_EXAMPLES = 5
+_PROGRESS_EVERY = 10_000
+
+
+def cache_key(request: PrepareRequest, cache_dir: Path | None = None, *, network: bool = True) -> str:
+    """The cache key of `request`. Local files are hashed (remembered under cache_dir by size/mtime/inode);
+    a hub source is its id, config and commit, a floating revision resolved from the local HF cache first."""
+    if isinstance(request.source, HubSource):
+        identity = source.hub_identity(request.source)
+        if identity is None:
+            identity = source.resolve(request, None, network=network).identity
+    else:
+        identity = source.resolve(request, _memo_dir(cache_dir)).identity
+    return cache.compute_key(request, identity)
+
+
+def probe(request: PrepareRequest, cache_dir: Path) -> ProbeResult:
+    """Whether prepare() would be a cache hit, and the file hashes if so; never prepares, never uses the network."""
+    try:
+        key = cache_key(request, cache_dir, network=False)
+    except SourceUnavailableError as exc:
+        return ProbeResult(False, None, {}, f"source not available offline: {exc}")
+    except DataError as exc:
+        return ProbeResult(False, None, {}, str(exc))
+    hit = cache.load(cache_dir, key)
+    if hit is None:
+        return ProbeResult(False, key, {}, "not prepared yet")
+    return ProbeResult(True, key, hit.hashes())
+
+
+def prepare(
+    request: PrepareRequest, out_dir: Path | None, cache_dir: Path, *, progress: Progress | None = None
+) -> PrepareResult:
+    """Prepare `<role>.jsonl` files for `request` into out_dir (None: leave them in the cache entry).
+
+    An unchanged request with an intact cache entry reads no data and returns `cache_hit=True`.
+    Raises DataError (or a subclass) with a one-line, actionable message.
+    """
+    started = time.perf_counter()
+    emit = progress or (lambda _event: None)
+    out_dir, cache_dir = (Path(out_dir) if out_dir is not None else None), Path(cache_dir)
+    emit(ProgressEvent("resolving", message=_describe(request)))
+    resolved = source.resolve(request, _memo_dir(cache_dir))
+    key = cache.compute_key(request, resolved.identity)
+    hit = cache.load(cache_dir, key)
+    if hit is not None:
+        emit(ProgressEvent("cache_hit", message=key))
+        result = cache.materialize(hit, out_dir)
+    else:
+        entry = cache.begin(cache_dir, key)
+        roles, overlap = _build(request, resolved, entry, emit)
+        result = PrepareResult(key, resolved.identity, roles, overlap)
+        cache.commit(entry, result)
+        result = cache.materialize(result, out_dir)
+    elapsed = time.perf_counter() - started
+    emit(ProgressEvent("done", message=key))
+    return PrepareResult(result.key, result.source, result.roles, result.overlap, result.cache_hit, elapsed)
+
+
+class _RoleOutput:
+    """One role's writer plus its running counts."""
+
+    def __init__(self, role: str, split: str, entry: Path, source_rows: int, selected: int):
+        self.role, self.split, self.source_rows, self.selected = role, split, source_rows, selected
+        self.writer = AtomicJsonlWriter(entry / f"{role}.jsonl")
+        self.stats = SplitStats()
+        self.bad: list[BadRow] = []
+        self.dropped = 0
+        self.keys: list[tuple[tuple[str | None, bytes], str]] = []
+
+    def result(self) -> RoleResult:
+        return RoleResult(
+            role=self.role,
+            source_split=self.split,
+            path=str(self.writer.path),
+            sha256=self.writer.sha256,
+            bytes=self.writer.bytes,
+            source_rows=self.source_rows,
+            selected_rows=self.selected,
+            kept_rows=self.writer.rows,
+            dropped_rows=self.dropped,
+            stats=self.stats.to_dict(),
+            bad_rows=tuple(self.bad),
+        )
+
+
+def _build(
+    request: PrepareRequest, resolved: source.ResolvedSource, entry: Path, emit: Progress
+) -> tuple[dict[str, RoleResult], tuple[Overlap, ...]]:
+    train_index = OverlapIndex()
+    outputs: dict[str, _RoleOutput] = {}
+    for role in request.splits:  # train first: the overlap index is built from it
+        split = request.splits[role]
+        files = resolved.splits[split]
+        total = sum(f.rows for f in files)
+        indices = select(
+            total,
+            kept_count(total, request.percentage_for(role), request.max_rows_for(role)),
+            request.sampling,
+            request.seed,
+            role,
+        )
+        targets = {role: indices}
+        if role == "train" and request.validation_from_train:
+            targets["train"], targets["validation"] = carve(indices, request.validation_from_train, request.seed)
+        for r in targets:
+            outputs[r] = _RoleOutput(r, split, entry, total, len(targets[r]))
+        _run_pass(request, files, targets, {r: outputs[r] for r in targets}, train_index, emit)
+    for out in outputs.values():
+        if out.writer.rows == 0 and out.role == "train":
+            raise DataError(f"no train rows left from source split {out.split!r}", hint="raise the percentage")
+    roles = {r: outputs[r].result() for r in request.roles()}
+    overlap = tuple(_overlap(out, train_index) for r, out in outputs.items() if r != "train")
+    return roles, overlap
+
+
+def _run_pass(
+    request: PrepareRequest,
+    files: list[source.SourceFile],
+    targets: dict[str, list[int]],
+    outputs: dict[str, _RoleOutput],
+    train_index: OverlapIndex,
+    emit: Progress,
+) -> None:
+    """One streaming pass over a source split, routing each selected row to its role's writer."""
+    route = {i: role for role, idx in targets.items() for i in idx}
+    wanted = sorted(route)
+    first = next(iter(outputs))
+    emit(ProgressEvent("split_started", role=first, total=len(wanted), message=outputs[first].split))
+    seen = 0
+    try:
+        for index, row in _rows(files, wanted):
+            out = outputs[route[index]]
+            problems = row_problems(row.data)
+            if problems:
+                out.dropped += 1
+                if len(out.bad) < MAX_BAD_ROWS:
+                    out.bad.append(BadRow(out.role, row.path, row.line, tuple(problems)))
+                continue
+            out.writer.write(row.data)
+            out.stats.add(row.data)
+            keys = overlap_keys(row.data)
+            if out.role == "train":
+                train_index.add(keys)
+            else:
+                out.keys.append((keys, f"{row.path}:{row.line}"))
+            seen += 1
+            if seen % _PROGRESS_EVERY == 0:
+                emit(ProgressEvent("rows", role=first, rows=seen, total=len(wanted)))
+        if request.invalid_row_policy == "error":
+            _raise_if_bad(outputs.values())
+    except BaseException:
+        for out in outputs.values():
+            out.writer.abort()
+        raise
+    for out in outputs.values():
+        out.writer.close()
+        emit(ProgressEvent("split_done", role=out.role, rows=out.writer.rows, total=out.selected))
+
+
+def _rows(files: list[source.SourceFile], wanted: list[int]) -> Iterator[tuple[int, SourceRow]]:
+    """(split-wide index, row) for the wanted split-wide indices, file after file."""
+    offset, pos = 0, 0
+    for f in files:
+        end = offset + f.rows
+        local: list[int] = []
+        while pos < len(wanted) and wanted[pos] < end:
+            local.append(wanted[pos] - offset)
+            pos += 1
+        for row in iter_selected(f.path, f.format, local):
+            yield offset + row.index, row
+        if pos >= len(wanted):
+            return
+        offset = end
+
+
+def _raise_if_bad(outputs: Iterable[_RoleOutput]) -> None:
+    bad = [o for o in outputs if o.dropped]
+    if not bad:
+        return
+    first = bad[0].bad[0]
+    counts = ", ".join(f"{o.dropped} of {o.selected} {o.role} rows" for o in bad)
+    raise InvalidRowsError(
+        f"invalid chat rows ({counts}); first: {'; '.join(first.reasons)}",
+        path=first.path,
+        line=first.line,
+        hint="fix the data, or set the invalid-row policy to 'drop'",
+        bad_rows=[b for o in bad for b in o.bad],
+    )
+
+
+def _overlap(out: _RoleOutput, train: OverlapIndex) -> Overlap:
+    by_id = by_content = 0
+    examples: list[str] = []
+    for keys, where in out.keys:
+        how = train.match(keys)
+        if how is None:
+            continue
+        by_id += how == "prompt_id"
+        by_content += how == "content"
+        if len(examples) < MAX_OVERLAP_EXAMPLES:
+            examples.append(f"{where} ({how})")
+    return Overlap(out.role, by_id + by_content, by_id, by_content, tuple(examples))
+
+
+def _memo_dir(cache_dir: Path | None) -> Path | None:
+    return Path(cache_dir) / "files" if cache_dir is not None else None
+
+
+def _describe(request: PrepareRequest) -> str:
+    src = request.source
+    if isinstance(src, HubSource):
+        return f"hub {src.dataset}" + (f"@{src.revision}" if src.revision else "")
+    return f"local {src.path or ', '.join(sorted(src.files or {}))}"

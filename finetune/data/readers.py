@@ -1,0 +1,174 @@
+"""Streaming readers: count the rows of one file, then yield only the selected ones.
+
+Selected indices are sorted, so every reader stops as soon as it passes the last one: taking the first 5% reads about
+5% of a JSONL file or of a Parquet file's row groups, and never holds more than one batch in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune.data.errors import DataError
+
+_BATCH = 2048
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """One selected row: its index within its file, where it is (`path`, 1-based line or row) and its data."""
+
+    index: int
+    path: str
+    line: int
+    data: Any
+
+
+def count_rows(path: Path, fmt: str) -> int:
+    """Rows in one file, read as cheaply as the format allows (Parquet: metadata only)."""
+    try:
+        if fmt == "jsonl":
+            return _count_jsonl(path)
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+        if fmt == "csv":
+            return sum(batch.num_rows for batch in _csv_batches(path))
+        if fmt == "json":
+            return len(_json_array(path)) if _is_json_array(path) else _count_jsonl(path)
+    except DataError:
+        raise
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror or exc}", path=str(path)) from exc
+    except Exception as exc:  # pyarrow raises its own types for corrupt files
+        raise DataError(f"corrupt or unreadable {fmt} file: {_short(exc)}", path=str(path)) from exc
+    raise DataError(f"unknown format {fmt!r}", path=str(path))
+
+
+def iter_selected(path: Path, fmt: str, selected: Sequence[int]) -> Iterator[SourceRow]:
+    """Yield the rows of `path` whose 0-based indices are in `selected` (sorted, unique), in order."""
+    if not selected:
+        return
+    try:
+        if fmt == "jsonl" or (fmt == "json" and not _is_json_array(path)):
+            yield from _jsonl_selected(path, selected)
+        elif fmt == "json":
+            rows = _json_array(path)
+            for i in selected:
+                yield SourceRow(i, str(path), i + 1, rows[i])
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            yield from _batches_selected(path, pq.ParquetFile(path).iter_batches(batch_size=_BATCH), selected)
+        elif fmt == "csv":
+            for row in _batches_selected(path, _csv_batches(path), selected):
+                # CSV has no nesting: a JSON-looking cell (the messages list) is decoded; line = data row + header.
+                data = {k: _maybe_json(v) for k, v in row.data.items()}
+                yield SourceRow(row.index, row.path, row.index + 2, data)
+        else:
+            raise DataError(f"unknown format {fmt!r}", path=str(path))
+    except DataError:
+        raise
+    except OSError as exc:
+        raise DataError(f"cannot read file: {exc.strerror or exc}", path=str(path)) from exc
+    except Exception as exc:
+        raise DataError(f"corrupt or unreadable {fmt} file: {_short(exc)}", path=str(path)) from exc
+
+
+def _count_jsonl(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.isspace():
+                n += 1
+    return n
+
+
+def _jsonl_selected(path: Path, selected: Sequence[int]) -> Iterator[SourceRow]:
+    want = iter(selected)
+    target = next(want)
+    index = -1
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.isspace():
+                continue
+            index += 1
+            if index != target:
+                continue
+            try:
+                data = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DataError(
+                    f"not valid JSON: {_short(exc)}", path=str(path), line=lineno, hint="fix or remove that line"
+                ) from exc
+            yield SourceRow(index, str(path), lineno, data)
+            target = next(want, None)
+            if target is None:
+                return
+
+
+def _batches_selected(path: Path, batches: Any, selected: Sequence[int]) -> Iterator[SourceRow]:
+    import pyarrow as pa
+
+    pos = 0  # index into `selected`
+    start = 0  # file index of the batch's first row
+    for batch in batches:
+        end = start + batch.num_rows
+        take: list[int] = []
+        while pos < len(selected) and selected[pos] < end:
+            take.append(selected[pos] - start)
+            pos += 1
+        if take:
+            # Only selected rows become Python objects.
+            for offset, data in zip(take, batch.take(pa.array(take)).to_pylist(), strict=True):
+                yield SourceRow(start + offset, str(path), start + offset + 1, data)
+        if pos >= len(selected):
+            return
+        start = end
+
+
+def _csv_batches(path: Path) -> Any:
+    import pyarrow.csv as pacsv
+
+    # Strings stay strings: no type inference turning ids into numbers.
+    convert = pacsv.ConvertOptions(strings_can_be_null=False)
+    return pacsv.open_csv(path, convert_options=convert, read_options=pacsv.ReadOptions(block_size=1 << 22))
+
+
+def _is_json_array(path: Path) -> bool:
+    with open(path, "rb") as f:
+        while chunk := f.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped.startswith(b"[")
+    return False
+
+
+def _json_array(path: Path) -> list:
+    # A JSON array cannot be streamed without a streaming parser; it is read whole (use JSONL for big data).
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON: {exc.msg}", path=str(path), line=exc.lineno) from exc
+    if not isinstance(rows, list):
+        raise DataError("a .json source must be a JSON array of rows or JSON Lines", path=str(path))
+    return rows
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,88 @@
+"""Resolve a request's source to concrete files per source split, with each file's format, rows and identity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetune.data import hub
+from finetune.data.errors import DataError, SourceUnavailableError
+from finetune.data.hashing import file_info
+from finetune.data.layout import format_of, splits_in
+from finetune.data.readers import count_rows
+from finetune.data.request import HubSource, LocalSource, PrepareRequest
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    format: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    """`identity` is what the cache key uses: file content hashes, or the hub id, config and commit."""
+
+    identity: dict[str, Any]
+    splits: dict[str, list[SourceFile]]
+
+
+def needed_splits(request: PrepareRequest) -> list[str]:
+    return sorted(set(request.splits.values()))
+
+
+def resolve(request: PrepareRequest, memo_dir: Path | None, *, network: bool = True) -> ResolvedSource:
+    """Files of every source split the request uses. With network=False a hub source must be cached."""
+    src = request.source
+    if isinstance(src, HubSource):
+        return _resolve_hub(src, needed_splits(request), network=network)
+    return _resolve_local(src, needed_splits(request), memo_dir)
+
+
+def hub_identity(src: HubSource) -> dict[str, Any] | None:
+    """The hub identity known without network (None when a floating revision has no cached ref)."""
+    commit = hub.local_commit(src)
+    if commit is None:
+        return None
+    return {"kind": "hub", "dataset": src.dataset, "config": src.config, "revision": src.revision, "commit": commit}
+
+
+def _resolve_hub(src: HubSource, needed: list[str], *, network: bool) -> ResolvedSource:
+    if network:
+        files = hub.resolve(src, needed)
+    else:
+        files = hub.local_files(src, needed)
+        if files is None:
+            raise SourceUnavailableError(f"hub dataset {src.dataset} is not in the local cache")
+    splits = {}
+    for split, paths in files.splits.items():
+        splits[split] = [SourceFile(p, fmt := format_of(p), count_rows(p, fmt)) for p in paths]
+    identity = {"kind": "hub", "dataset": src.dataset, "config": src.config, "revision": src.revision}
+    return ResolvedSource({**identity, "commit": files.commit}, splits)
+
+
+def _resolve_local(src: LocalSource, needed: list[str], memo_dir: Path | None) -> ResolvedSource:
+    if src.files is not None:
+        available = {split: [Path(p) for p in paths] for split, paths in src.files.items()}
+        where = "the source's files mapping"
+    else:
+        root = Path(src.path or ".")
+        available = splits_in(root, src.format)
+        where = str(root)
+    splits: dict[str, list[SourceFile]] = {}
+    identity: dict[str, list[list[str]]] = {}
+    for split in needed:
+        if split not in available:
+            raise DataError(
+                f"source split {split!r} not found in {where}",
+                hint=f"available: {', '.join(sorted(available)) or 'none'}",
+            )
+        splits[split], identity[split] = [], []
+        for path in available[split]:
+            fmt = format_of(path, src.format)
+            info = file_info(path, fmt, memo_dir)
+            splits[split].append(SourceFile(path, fmt, info.rows))
+            identity[split].append([fmt, info.sha256])
+    return ResolvedSource({"kind": "local", "splits": identity}, splits)

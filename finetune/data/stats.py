@@ -1,0 +1,66 @@
+"""Per-split statistics and the overlap keys used to report train/test leakage."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Any
+
+CHARS_PER_TOKEN = 4  # a common rule of thumb for English text with BPE tokenizers; "approximate" on purpose
+
+
+@dataclass
+class SplitStats:
+    """Counts over the kept rows of one split. Turns are messages; tokens are chars / CHARS_PER_TOKEN."""
+
+    rows: int = 0
+    turns: int = 0
+    chars: int = 0
+    approx_tokens: int = 0
+    max_row_approx_tokens: int = 0
+
+    def add(self, row: dict[str, Any]) -> None:
+        messages = row["messages"]
+        chars = sum(len(m["content"]) for m in messages)
+        self.rows += 1
+        self.turns += len(messages)
+        self.chars += chars
+        tokens = -(-chars // CHARS_PER_TOKEN)
+        self.approx_tokens += tokens
+        self.max_row_approx_tokens = max(self.max_row_approx_tokens, tokens)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def overlap_keys(row: dict[str, Any]) -> tuple[str | None, bytes]:
+    """(prompt_id if the row has one, a digest of its conversation), for matching rows across splits."""
+    prompt_id = row.get("prompt_id")
+    digest = hashlib.blake2b(digest_size=16)
+    for m in row["messages"]:
+        digest.update(m["role"].encode())
+        digest.update(b"\x1f")
+        digest.update(m["content"].encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1e")
+    return (prompt_id if isinstance(prompt_id, str) and prompt_id else None), digest.digest()
+
+
+class OverlapIndex:
+    """The train split's keys; other splits are checked against it row by row."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.content: set[bytes] = set()
+
+    def add(self, keys: tuple[str | None, bytes]) -> None:
+        if keys[0] is not None:
+            self.ids.add(keys[0])
+        self.content.add(keys[1])
+
+    def match(self, keys: tuple[str | None, bytes]) -> str | None:
+        """How the row matches a train row ("prompt_id" or "content"), or None."""
+        if keys[0] is not None and keys[0] in self.ids:
+            return "prompt_id"
+        if keys[1] in self.content:
+            return "content"
+        return None
