@@ -1,0 +1,37 @@
+"""Terminal output: styled when stdout is a TTY and NO_COLOR is unset, plain otherwise; JSON on request.
+
+Imports rich lazily so `finetune validate` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable
+from functools import cache
+from typing import Any
+
+
+@cache
+def _console(stderr: bool):
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, highlight=False, soft_wrap=True, no_color="NO_COLOR" in os.environ,
+                   emoji=False, markup=False)
+
+
+def print_lines(lines: Iterable[tuple[str, str | None]], *, stderr: bool = False) -> None:
+    console = _console(stderr)
+    for text, style in lines:
+        console.print(text, style=style)
+
+
+def say(text: str, style: str | None = None, *, stderr: bool = False) -> None:
+    _console(stderr).print(text, style=style)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,88 @@
+"""Assemble a Plan from a loaded spec, the facts resolved for it and what the target holds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from finetune import catalog
+from finetune.errors import Diagnostic
+from finetune.graph import UNKNOWN, Graph, ResolvedFacts, build_graph
+from finetune.plan.cost import estimate_cost
+from finetune.plan.diff import diff, observed_serial
+from finetune.plan.model import Observed, Plan
+from finetune.spec.load import LoadedSpec
+from finetune.spec.models import TargetKind
+from finetune.workspace import resolve_workspace
+
+
+def offline_facts(loaded: LoadedSpec, data_hashes: dict[str, str] | None = None) -> ResolvedFacts:
+    """What can be known without reading the target: pins given in the spec, the offline catalog, cached data."""
+    spec = loaded.spec
+    identity = None
+    if spec.target.kind is TargetKind.AZUREML:
+        workspace = resolve_workspace(spec.target.azureml, loaded.base_dir)
+        identity = workspace.identity if workspace.complete else None
+    known = catalog.known_model(spec.model.registry, spec.model.name) if spec.model.name else None
+    model_id = None
+    if spec.model.name and spec.model.version:
+        model_id = f"azureml://registries/{spec.model.registry}/models/{spec.model.name}/versions/{spec.model.version}"
+    return ResolvedFacts(
+        workspace_identity=identity, model_version=spec.model.version, model_id=model_id,
+        model_defaults=dict(known.model_specific_defaults) if known else None,
+        model_defaults_origin=f"offline catalog ({known.name} v{known.version})" if known else "",
+        component_version=spec.finetune.component.version, data_hashes=dict(data_hashes or {}),
+    )
+
+
+def pins_for(loaded: LoadedSpec, facts: ResolvedFacts) -> list[dict[str, str]]:
+    spec = loaded.spec
+    pins = []
+    if spec.model.name:
+        requested = spec.model.version or spec.model.label or "latest"
+        pins.append({"what": "base model", "name": f"{spec.model.registry}/{spec.model.name}",
+                     "requested": requested, "resolved": facts.model_version or UNKNOWN})
+    if spec.target.kind is TargetKind.AZUREML:
+        component = spec.finetune.component
+        pins.append({"what": "component", "name": f"{component.registry}/{component.name}",
+                     "requested": component.version or component.label or "latest",
+                     "resolved": facts.component_version or UNKNOWN})
+    return pins
+
+
+def make_plan(loaded: LoadedSpec, facts: ResolvedFacts, observed: dict[str, Observed | None] | None, *,
+              preflight: list[Diagnostic] | None = None, target: dict[str, Any] | None = None,
+              graph: Graph | None = None) -> Plan:
+    spec = loaded.spec
+    graph = graph or build_graph(spec, facts)
+    preflight = preflight or []
+    blocked: dict[str, list[str]] = {}
+    for finding in preflight:
+        if finding.severity.value == "error" and finding.address:
+            blocked.setdefault(finding.address, []).append(finding.format())
+    changes = diff(graph, observed, blocked)
+    parameters: list[dict[str, Any]] = []
+    dropped: dict[str, str] = {}
+    if graph.parameters is not None:
+        origin = facts.model_defaults_origin
+        for p in graph.parameters.parameters.values():
+            source = f"model default, {origin}" if p.source == "model default" and origin else p.source
+            parameters.append({"name": p.name, "value": p.value, "source": source, "note": p.note})
+        dropped = dict(graph.parameters.dropped)
+    if target is None:
+        target = {"kind": spec.target.kind.value, "mode": "offline" if observed is None else "online"}
+        if spec.target.kind is TargetKind.AZUREML:
+            target["workspace"] = resolve_workspace(spec.target.azureml, loaded.base_dir).describe()
+    diagnostics = [d.to_dict() for d in [*loaded.warnings, *preflight]]
+    return Plan(
+        spec_name=spec.metadata.name, spec_path=str(loaded.path), spec_digest=loaded.digest, target=target,
+        changes=tuple(changes), created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        observed_serial=observed_serial(observed), pins=tuple(pins_for(loaded, facts)),
+        parameters=tuple(parameters), dropped_parameters=dropped, cost=estimate_cost(spec),
+        diagnostics=tuple(diagnostics),
+    )
+
+
+def with_target(plan: Plan, **target: Any) -> Plan:
+    return replace(plan, target={**plan.target, **target})

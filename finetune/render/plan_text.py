@@ -1,0 +1,135 @@
+"""The human view of a plan, built from `Plan.to_dict()` (the same data as `--json`).
+
+Returns (text, style) lines; the CLI decides whether styles become colours (TTY, NO_COLOR).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Line = tuple[str, str | None]
+
+STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim",
+          "read": "cyan"}
+HIDDEN_KEYS = {"parameters"}  # shown in their own table, with provenance
+
+
+def render_plan(plan: dict[str, Any], *, verbose: bool = False) -> list[Line]:
+    lines: list[Line] = []
+    target = plan["target"]
+    where = target.get("workspace") or target["kind"]
+    lines.append((f"finetune plan: {plan['spec_name']} -> {target['kind']}: {where}", "bold"))
+    if target.get("mode") == "offline":
+        lines.append(("offline: the target was not read, so everything is shown as to-create", "dim"))
+    lines.append(("", None))
+
+    if plan["pins"]:
+        lines.append(("Pins:", "bold"))
+        for pin in plan["pins"]:
+            lines.append((f"  {pin['what']} {pin['name']}: {pin['requested']} -> {pin['resolved']}", None))
+        lines.append(("", None))
+
+    for change in plan["changes"]:
+        if change["action"] == "noop" and not verbose:
+            continue
+        lines.extend(_change_lines(change))
+    unchanged = [c["address"] for c in plan["changes"] if c["action"] == "noop"]
+    if unchanged and not verbose:
+        lines.append((f"  = {len(unchanged)} unchanged: {', '.join(unchanged)}", "dim"))
+        lines.append(("", None))
+
+    lines.extend(_parameter_lines(plan))
+    lines.extend(_cost_lines(plan["cost"]))
+    lines.extend(_diagnostic_lines(plan["diagnostics"]))
+    lines.append((summary_line(plan), "bold"))
+    if plan["blocked"]:
+        lines.append(("Plan is BLOCKED: fix the problems above before apply.", "bold red"))
+    return lines
+
+
+def summary_line(plan: dict[str, Any]) -> str:
+    s = plan["summary"]
+    return (f"Plan: {s['create']} to create, {s['update']} to update, {s['replace']} to replace, "
+            f"{s['delete']} to destroy, {s['noop']} unchanged.")
+
+
+def _change_lines(change: dict[str, Any]) -> list[Line]:
+    style = STYLES[change["action"]]
+    lines: list[Line] = [(f"  {change['symbol']} {change['address']}", f"bold {style}")]
+    for reason in change["reasons"]:
+        lines.append((f"      # {reason}", "dim"))
+    after = change.get("after") or {}
+    before = change.get("before") or {}
+    for key, value in after.items():
+        if key in HIDDEN_KEYS or value is None:
+            continue
+        old = before.get(key)
+        if change["action"] in ("update", "replace") and key in before and _text(old) != _text(value):
+            lines.append((f"      ~ {key}: {_text(old)} -> {_text(value)}", style))
+        else:
+            lines.append((f"        {key}: {_text(value)}", None))
+    for block in change.get("blocked_by", []):
+        lines.append((f"      ! blocked: {block}", "red"))
+    lines.append(("", None))
+    return lines
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _parameter_lines(plan: dict[str, Any]) -> list[Line]:
+    if not plan["parameters"]:
+        return []
+    lines: list[Line] = [("Fine-tuning parameters (effective):", "bold")]
+    width = max(len(p["name"]) for p in plan["parameters"])
+    value_width = max(len(str(p["value"])) for p in plan["parameters"])
+    for p in plan["parameters"]:
+        note = f"  ({p['note']})" if p.get("note") else ""
+        style = None if p["source"] != "component default" else "dim"
+        lines.append((f"  {p['name']:<{width}}  {str(p['value']):<{value_width}}  {p['source']}{note}", style))
+    for name, why in plan["dropped_parameters"].items():
+        lines.append((f"  dropped {name}: {why}", "yellow"))
+    lines.append(("", None))
+    return lines
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
+
+
+def _cost_lines(cost: dict[str, Any]) -> list[Line]:
+    if not cost:
+        return []
+    lines: list[Line] = [("Cost estimate:", "bold")]
+    for item in cost.get("items", []):
+        lines.append((f"  {item['what']}: {item['sku']} x {item['count']} {item['unit']}"
+                      f"{'s' if item['count'] != 1 else ''} = {_money(item['usd_per_hour'])}/hour, {item['when']}",
+                      None))
+    if cost.get("training_per_hour") is not None and cost.get("items"):
+        lines.append((f"  training: {_money(cost['training_per_hour'])}/hour while the job runs", None))
+    if cost.get("endpoint_per_hour"):
+        lines.append((f"  endpoint: {_money(cost['endpoint_per_hour'])}/hour = "
+                      f"{_money(cost['endpoint_per_day'])}/day until `finetune destroy`", None))
+    for note in cost.get("notes", []):
+        lines.append((f"  note: {note}", "dim"))
+    lines.append(("", None))
+    return lines
+
+
+def _diagnostic_lines(diagnostics: list[dict[str, Any]]) -> list[Line]:
+    lines: list[Line] = []
+    for d in diagnostics:
+        loc = d.get("location")
+        where = f"{loc['file']}:{loc['line']}:{loc['column']}: " if loc and loc.get("line") else ""
+        what = f"{d['path']}: " if d.get("path") else (f"{d['address']}: " if d.get("address") else "")
+        hint = f" ({d['hint']})" if d.get("hint") else ""
+        style = "red" if d["severity"] == "error" else "yellow"
+        lines.append((f"{where}{d['severity']}: {what}{d['message']}{hint}", style))
+    if lines:
+        lines.append(("", None))
+    return lines
