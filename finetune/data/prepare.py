@@ -85,7 +85,7 @@ class _RoleOutput:
         self.stats = SplitStats()
         self.bad: list[BadRow] = []
         self.dropped = 0
-        self.keys: list[tuple[tuple[str | None, bytes], str]] = []
+        self.keys: list[tuple[tuple[str | None, int], str]] = []
 
     def result(self) -> RoleResult:
         return RoleResult(

@@ -61,9 +61,7 @@ def iter_selected(path: Path, fmt: str, selected: Sequence[int]) -> Iterator[Sou
             for i in selected:
                 yield SourceRow(i, str(path), i + 1, rows[i])
         elif fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            yield from _batches_selected(path, pq.ParquetFile(path).iter_batches(batch_size=_BATCH), selected)
+            yield from _parquet_selected(path, selected)
         elif fmt == "csv":
             for row in _batches_selected(path, _csv_batches(path), selected):
                 # CSV has no nesting: a JSON-looking cell (the messages list) is decoded; line = data row + header.
@@ -111,9 +109,28 @@ def _jsonl_selected(path: Path, selected: Sequence[int]) -> Iterator[SourceRow]:
                 return
 
 
-def _batches_selected(path: Path, batches: Any, selected: Sequence[int]) -> Iterator[SourceRow]:
-    import pyarrow as pa
+def _parquet_selected(path: Path, selected: Sequence[int]) -> Iterator[SourceRow]:
+    """Read only the row groups holding selected rows (the metadata says where each starts), one at a time."""
+    import pyarrow.parquet as pq
 
+    pf = pq.ParquetFile(path)
+    pos, start = 0, 0
+    for group in range(pf.metadata.num_row_groups):
+        end = start + pf.metadata.row_group(group).num_rows
+        lo = pos
+        while pos < len(selected) and selected[pos] < end:
+            pos += 1
+        if pos > lo:
+            local = [i - start for i in selected[lo:pos]]
+            batches = pf.iter_batches(batch_size=_BATCH, row_groups=[group])
+            for row in _batches_selected(path, batches, local):
+                yield SourceRow(start + row.index, row.path, start + row.line, row.data)
+        if pos >= len(selected):
+            return
+        start = end
+
+
+def _batches_selected(path: Path, batches: Any, selected: Sequence[int]) -> Iterator[SourceRow]:
     pos = 0  # index into `selected`
     start = 0  # file index of the batch's first row
     for batch in batches:
@@ -123,9 +140,17 @@ def _batches_selected(path: Path, batches: Any, selected: Sequence[int]) -> Iter
             take.append(selected[pos] - start)
             pos += 1
         if take:
-            # Only selected rows become Python objects.
-            for offset, data in zip(take, batch.take(pa.array(take)).to_pylist(), strict=True):
-                yield SourceRow(start + offset, str(path), start + offset + 1, data)
+            # Only selected rows become Python objects; column-wise conversion is ~2x faster than to_pylist().
+            if take[-1] - take[0] + 1 == len(take):  # a contiguous run (always, for "head"): zero-copy
+                part = batch.slice(take[0], len(take))
+            else:  # importing pyarrow.compute for take() costs ~0.4 s, so only random sampling pays it
+                import pyarrow as pa
+
+                part = batch.take(pa.array(take))
+            names = part.schema.names
+            columns = [column.to_pylist() for column in part.columns]
+            for offset, values in zip(take, zip(*columns, strict=True), strict=True):
+                yield SourceRow(start + offset, str(path), start + offset + 1, dict(zip(names, values, strict=True)))
         if pos >= len(selected):
             return
         start = end

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,16 +32,14 @@ class SplitStats:
         return asdict(self)
 
 
-def overlap_keys(row: dict[str, Any]) -> tuple[str | None, bytes]:
-    """(prompt_id if the row has one, a digest of its conversation), for matching rows across splits."""
+def overlap_keys(row: dict[str, Any]) -> tuple[str | None, int]:
+    """(prompt_id if the row has one, a hash of its conversation), for matching rows across splits.
+
+    Python's own hash is enough: the keys never leave the process, and only counts and line numbers are reported.
+    """
     prompt_id = row.get("prompt_id")
-    digest = hashlib.blake2b(digest_size=16)
-    for m in row["messages"]:
-        digest.update(m["role"].encode())
-        digest.update(b"\x1f")
-        digest.update(m["content"].encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1e")
-    return (prompt_id if isinstance(prompt_id, str) and prompt_id else None), digest.digest()
+    content = hash(tuple((m["role"], m["content"]) for m in row["messages"]))
+    return (prompt_id if isinstance(prompt_id, str) and prompt_id else None), content
 
 
 class OverlapIndex:
@@ -50,14 +47,14 @@ class OverlapIndex:
 
     def __init__(self) -> None:
         self.ids: set[str] = set()
-        self.content: set[bytes] = set()
+        self.content: set[int] = set()
 
-    def add(self, keys: tuple[str | None, bytes]) -> None:
+    def add(self, keys: tuple[str | None, int]) -> None:
         if keys[0] is not None:
             self.ids.add(keys[0])
         self.content.add(keys[1])
 
-    def match(self, keys: tuple[str | None, bytes]) -> str | None:
+    def match(self, keys: tuple[str | None, int]) -> str | None:
         """How the row matches a train row ("prompt_id" or "content"), or None."""
         if keys[0] is not None and keys[0] in self.ids:
             return "prompt_id"

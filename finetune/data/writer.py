@@ -9,10 +9,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+# One shared encoder: json.dumps with options builds a new one per call.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 
 def dumps_row(row: Any) -> str:
     """One row as one line: source key order, no ASCII escaping, no spaces. Same row -> same bytes."""
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODE(row)
 
 
 class AtomicJsonlWriter:
