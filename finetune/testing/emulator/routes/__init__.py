@@ -1,0 +1,15 @@
+"""Route families. Each module exposes ``register(router)``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..router import Router
+
+
+def register_all(router: Router) -> None:
+    from . import aad, blob, compute, datastores, endpoints, jobs, models, operations, registry, scoring, workspace
+
+    for module in (workspace, compute, datastores, blob, registry, jobs, models, endpoints, operations, scoring, aad):
+        module.register(router)
