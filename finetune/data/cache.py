@@ -66,7 +66,21 @@ def begin(cache_dir: Path, key: str) -> Path:
     entry = entry_dir(cache_dir, key)
     entry.mkdir(parents=True, exist_ok=True)
     (entry / MANIFEST).unlink(missing_ok=True)
+    for partial in entry.glob(".*.partial"):  # left by a killed run: `.<name>.<pid>.partial`
+        pid = partial.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
     return entry
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def commit(entry: Path, result: PrepareResult) -> None:

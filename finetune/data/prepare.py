@@ -145,9 +145,9 @@ def _run_pass(
     route = {i: role for role, idx in targets.items() for i in idx}
     wanted = sorted(route)
     first = next(iter(outputs))
-    emit(ProgressEvent("split_started", role=first, total=len(wanted), message=outputs[first].split))
     seen = 0
     try:
+        emit(ProgressEvent("split_started", role=first, total=len(wanted), message=outputs[first].split))
         for index, row in _rows(files, wanted):
             out = outputs[route[index]]
             problems = row_problems(row.data)
