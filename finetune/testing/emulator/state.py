@@ -150,7 +150,8 @@ def datastore_body(cfg: dict[str, Any], name: str, now: float, *, is_default: bo
 
 
 def registry_prefix(name: str) -> str:
-    return f"/subscriptions/{REGISTRY_SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}/providers/{MLS}/registries/{name}"
+    return (f"/subscriptions/{REGISTRY_SUBSCRIPTION}/resourceGroups/{REGISTRY_RESOURCE_GROUP}"
+            f"/providers/{MLS}/registries/{name}")
 
 
 def _registry_model_version(spec: dict[str, Any], version: str, created: float, registry: str = "azureml") -> dict:
