@@ -1,0 +1,244 @@
+"""The training itself (runs inside the job process): base model, chat data, LoRA, Trainer, merge and save."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from finetune.backends.local.chatdata import ChatCollator, encode_file
+from finetune.backends.local.config import LocalTrainConfig
+from finetune.backends.local.proc import write_json_atomic
+from finetune.backends.local.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
+from finetune.backends.local.trainjob import StatusWriter, paths
+
+
+def pick_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def precision_flags(requested: str, device: str) -> tuple[dict[str, bool], str]:
+    """Trainer flags and the precision actually used. CPU trains in 32 bits: half precision there is slower."""
+    import torch
+
+    if requested != "16" or device != "cuda":
+        return {}, "32"
+    if torch.cuda.is_bf16_supported():
+        return {"bf16": True}, "bf16"
+    return {"fp16": True}, "fp16"
+
+
+def load_base(config: LocalTrainConfig, device: str) -> tuple[Any, Any]:
+    """Tokenizer and base model. A tiny base is built once and saved, so a resumed run trains the same weights."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = config.model
+    base_dir = paths(config.output_dir)["base"]
+    if src.tiny is not None and not (base_dir / "config.json").exists():
+        tokenizer = build_tokenizer(config.train_file, src.tiny.vocab_size)
+        model = build_model(tokenizer, src.tiny, seed=config.parameters["seed"])
+        tmp = base_dir.with_name("base.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp)
+        tmp.rename(base_dir)
+        return tokenizer, model
+    location = str(base_dir) if src.tiny is not None else (src.path or src.hf)
+    revision = src.revision if src.hf else None
+    dtype = torch.float32 if device == "cpu" else "auto"
+    tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
+    model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        print(f"{location} has no chat template; formatting chats as ChatML", flush=True)
+        tokenizer.chat_template = CHATML_TEMPLATE
+    return tokenizer, model
+
+
+def _make_callback(status: StatusWriter, logger: Any, config: LocalTrainConfig) -> Any:
+    from transformers import TrainerCallback
+
+    class JobCallback(TrainerCallback):
+        """Status file, MLflow metrics and checkpoint timing; all cheap per step (writes are throttled)."""
+
+        def __init__(self) -> None:
+            self.last_save = time.monotonic()
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            status.update(force=True, max_steps=state.max_steps, step=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            numbers = {k: float(v) for k, v in (logs or {}).items()
+                       if isinstance(v, int | float) and math.isfinite(v)}
+            if logger is not None and numbers:
+                logger.log_metrics(numbers, step=state.global_step)
+            status.update(metrics={**status.data.get("metrics", {}), **numbers}, step=state.global_step,
+                          epoch=round(state.epoch or 0.0, 4))
+
+        def on_step_end(self, args, state, control, **kwargs):
+            every = config.checkpoint_every_steps
+            interval = config.checkpoint_interval_s
+            if (every and state.global_step % every == 0) or (
+                    interval is not None and time.monotonic() - self.last_save >= interval):
+                control.should_save = True
+            status.update(step=state.global_step, epoch=round(state.epoch or 0.0, 4))
+            return control
+
+        def on_save(self, args, state, control, **kwargs):
+            self.last_save = time.monotonic()
+            status.update(force=True, last_checkpoint_step=state.global_step)
+
+    return JobCallback()
+
+
+def _counting_trainer_class() -> Any:
+    from transformers import Trainer
+
+    class CountingTrainer(Trainer):
+        """Counts real (non-padding) training tokens; kept as a device tensor so a GPU never syncs per step."""
+
+        tokens = 0
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            self.tokens = self.tokens + inputs["attention_mask"].sum()
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    return CountingTrainer
+
+
+def training_arguments(config: LocalTrainConfig, device: str, has_eval: bool) -> tuple[Any, str]:
+    from transformers import TrainingArguments
+
+    prm = config.parameters
+    flags, precision = precision_flags(prm["precision"], device)
+    args = TrainingArguments(
+        output_dir=str(paths(config.output_dir)["checkpoints"]),
+        num_train_epochs=prm["num_train_epochs"],
+        max_steps=prm["max_steps"],
+        per_device_train_batch_size=prm["per_device_train_batch_size"],
+        per_device_eval_batch_size=prm["per_device_eval_batch_size"],
+        gradient_accumulation_steps=prm["gradient_accumulation_steps"],
+        learning_rate=prm["learning_rate"],
+        lr_scheduler_type=prm["lr_scheduler_type"],
+        warmup_steps=prm["warmup_steps"],
+        weight_decay=prm["weight_decay"],
+        logging_steps=prm["logging_steps"],
+        logging_strategy="steps",
+        seed=prm["seed"],
+        data_seed=prm["seed"],
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="no",  # the callback decides when to checkpoint (steps and/or seconds)
+        save_total_limit=config.checkpoints_to_keep,
+        report_to="none",  # metrics go to MLflow through the callback, batched
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_pin_memory=device == "cuda",
+        use_cpu=device == "cpu",
+        **flags,
+    )
+    return args, precision
+
+
+def apply_lora(model: Any, prm: dict[str, Any]) -> Any:
+    from peft import LoraConfig, get_peft_model
+
+    targets = prm["lora_target_modules"]
+    if isinstance(targets, str) and targets != "all-linear":
+        targets = [t.strip() for t in targets.split(",") if t.strip()]
+    lora = LoraConfig(r=prm["lora_r"], lora_alpha=prm["lora_alpha"], lora_dropout=prm["lora_dropout"],
+                      target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
+    """Train (resuming from the latest checkpoint if any), merge, save; returns the final status fields."""
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    p = paths(config.output_dir)
+    prm = config.parameters
+    device = pick_device()
+    set_seed(prm["seed"])
+    tokenizer, model = load_base(config, device)
+    max_len = prm["max_seq_length"]
+    if getattr(model.config, "max_position_embeddings", None):
+        max_len = min(max_len, model.config.max_position_embeddings)
+    train_rows = encode_file(tokenizer, config.train_file, max_len)
+    eval_rows = encode_file(tokenizer, config.validation_file, max_len) if config.validation_file else []
+    if not train_rows:
+        raise ValueError(f"{config.train_file}: no trainable rows (no assistant turns within max_seq_length)")
+    if prm["apply_lora"] == "true":
+        model = apply_lora(model, prm)
+
+    args, precision = training_arguments(config, device, bool(eval_rows))
+    status.update(force=True, device=device, precision=precision, train_rows=len(train_rows),
+                  eval_rows=len(eval_rows))
+
+    logger = None
+    if config.mlflow is not None:
+        from finetune.backends.local.tracking import RunLogger
+
+        m = config.mlflow
+        logger = RunLogger(m.tracking_uri, m.experiment_name, m.run_name, m.tags,
+                           resume_run_id=(status.data.get("mlflow") or {}).get("run_id"))
+        status.update(force=True, mlflow={"tracking_uri": m.tracking_uri, "experiment_id": logger.experiment_id,
+                                          "run_id": logger.run_id})
+        logger.log_params({**prm, "model_source": config.model.describe(), "train_file": config.train_file,
+                           "validation_file": config.validation_file or "", "device": device,
+                           "effective_precision": precision, "max_seq_length_effective": max_len,
+                           "train_rows": len(train_rows), "eval_rows": len(eval_rows)})
+    try:
+        trainer = _counting_trainer_class()(
+            model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows or None,
+            data_collator=ChatCollator(tokenizer.pad_token_id), callbacks=[_make_callback(status, logger, config)])
+        last = get_last_checkpoint(str(p["checkpoints"])) if p["checkpoints"].is_dir() else None
+        resumed_from = None
+        if last:
+            resumed_from = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
+            print(f"resuming from {last} (step {resumed_from})", flush=True)
+            status.update(force=True, resumed_from_step=resumed_from, step=resumed_from)
+        started = time.perf_counter()
+        result = trainer.train(resume_from_checkpoint=last)
+        seconds = time.perf_counter() - started
+        tokens = int(trainer.tokens)
+        model_dir = save_merged(trainer.model, tokenizer, p["model"], {
+            "training_hash": config.training_hash(), "model_source": config.model.describe(),
+            "global_step": trainer.state.global_step, "metrics": result.metrics})
+        if logger is not None:
+            logger.log_metrics({"train_tokens_per_second": tokens / seconds if seconds else 0.0},
+                               step=trainer.state.global_step)
+            logger.end("FINISHED")
+    except BaseException as exc:
+        if logger is not None:
+            try:
+                logger.end("FAILED" if isinstance(exc, Exception) else "KILLED")
+            except Exception:  # the original error matters more than a failed bookkeeping write
+                pass
+        raise
+    return {"step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+            "epoch": round(trainer.state.epoch or 0.0, 4), "model_dir": str(model_dir),
+            "metrics": {**status.data.get("metrics", {}), **result.metrics},
+            "train_tokens": tokens, "train_seconds": round(seconds, 3),
+            "tokens_per_second": round(tokens / seconds, 1) if seconds else None}
+
+
+def save_merged(model: Any, tokenizer: Any, model_dir: Path, meta: dict[str, Any]) -> Path:
+    """LoRA merged into the base (serving needs no peft), saved beside the tokenizer; swapped in atomically."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    tmp = model_dir.with_name(model_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    write_json_atomic(tmp / "finetune-model.json", meta)
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    tmp.rename(model_dir)
+    return model_dir
