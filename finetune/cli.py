@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: expected errors become one-line diagnostics, unexpected ones a bug hint, never a traceback."""
     as_json = "--json" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns the code of a typer.Exit instead of raising it.
+        code = app(args=argv, standalone_mode=False)
     except FinetuneError as exc:
         _report_error(exc, as_json)
         sys.exit(EXIT_ERROR)
@@ -210,4 +211,4 @@ def main(argv: list[str] | None = None) -> None:
         print(f"internal error: {type(exc).__name__}: {exc} (this is a bug in finetune; details in {log})",
               file=sys.stderr)
         sys.exit(EXIT_INTERNAL)
-    sys.exit(EXIT_OK)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -62,7 +62,7 @@ def normalize(spec: ComponentInput, value: Any) -> str | int | float:
                 text = next(e for e in spec.enum if e.lower() == text.lower())
             if text not in spec.enum:
                 close = difflib.get_close_matches(text, list(spec.enum), n=1, cutoff=0.5)
-                raise ParameterError(f"{value!r} is not one of {', '.join(spec.enum)}",
+                raise ParameterError(f"{value!r} is not one of {', '.join(repr(e) for e in spec.enum)}",
                                      f"did you mean '{close[0]}'?" if close else "")
         return text
     if spec.type == "integer":

@@ -98,6 +98,7 @@ class _Checker:
             close = catalog.similar_sku(compute.sku)
             if close:
                 self.error(path, f"unknown VM size '{compute.sku}'", f"did you mean '{close}'?")
+                return
             else:
                 self.warning(path, f"VM size '{compute.sku}' is not in the offline catalog; GPUs and price are "
                              "checked against the workspace at plan time")

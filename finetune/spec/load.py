@@ -96,9 +96,16 @@ def _validate_model(data: dict, source: SourceMap, diags: Diagnostics) -> Spec |
     try:
         return Spec.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            diags.items.append(_diagnostic_for(err, data, source))
+        found = [_diagnostic_for(err, data, source) for err in exc.errors(include_url=False)]
+        diags.items.extend(_without_explained_missing(found))
         return None
+
+
+def _without_explained_missing(found: list[Diagnostic]) -> list[Diagnostic]:
+    """A typo yields 'unknown key skus (did you mean sku?)' and 'missing key sku': keep only the first."""
+    suggested = {d.path.rsplit(".", 1)[0] + "." + d.hint.split("'")[1] for d in found
+                 if d.message.startswith("unknown key") and d.hint.startswith("did you mean")}
+    return [d for d in found if not (d.message.startswith("missing required key") and d.path in suggested)]
 
 
 def _data_path(loc: tuple, data: Any) -> Path:

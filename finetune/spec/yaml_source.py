@@ -37,6 +37,9 @@ class SourceMap:
         return Location(self.file, *self.values.get((), (1, 1)))
 
 
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -49,6 +52,10 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.source.values[path] = _mark(node)
+        if node.tag not in _PLAIN_TAGS:
+            self.diags.error(f"YAML tag {node.tag} is not allowed", path=_dotted(path), location=self._loc(node),
+                             hint="specs hold plain data: remove the tag")
+            return None
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -99,6 +106,9 @@ def load_yaml(text: str, file: str, diags: Diagnostics) -> tuple[Any, SourceMap]
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = exc.problem or exc.context or "invalid YAML"
+        start = exc.context_mark
+        if exc.context and start is not None and mark is not None and start.line != mark.line:
+            problem += f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
         diags.error(f"YAML syntax error: {problem}", location=Location(file, line, col),
                     hint="check indentation, quotes and ':' separators")
         return None, source
