@@ -91,7 +91,8 @@ class ArmError(Exception):
                 "details": details,
                 "additionalInfo": [
                     {"type": "ComponentName", "info": {"value": "managementfrontend"}},
-                    {"type": "Correlation", "info": {"value": {"operation": uuid.uuid4().hex, "request": uuid.uuid4().hex[:16]}}},
+                    {"type": "Correlation",
+                     "info": {"value": {"operation": uuid.uuid4().hex, "request": uuid.uuid4().hex[:16]}}},
                 ],
             }
         }

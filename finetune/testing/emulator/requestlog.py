@@ -74,7 +74,9 @@ class RequestLog:
     def writes(self) -> list[RequestRecord]:
         return [r for r in self.records if r.is_write]
 
-    def find(self, method: str | None = None, path_contains: str = "", operation: str | None = None) -> list[RequestRecord]:
+    def find(
+        self, method: str | None = None, path_contains: str = "", operation: str | None = None
+    ) -> list[RequestRecord]:
         out = []
         for r in self.records:
             if method and r.method != method.upper():

@@ -30,7 +30,8 @@ class Router:
 
     def add(self, method: str, template: str, operation: str) -> Callable[[Handler], Handler]:
         """``template`` uses ``{name}`` placeholders for one path segment each; matching ignores case."""
-        regex = re.sub(r"\{(\w+)\*\}", lambda m: f"(?P<{m.group(1)}>.+)", re.escape(template).replace("\\{", "{").replace("\\}", "}").replace("\\*", "*"))
+        escaped = re.escape(template).replace("\\{", "{").replace("\\}", "}").replace("\\*", "*")
+        regex = re.sub(r"\{(\w+)\*\}", lambda m: f"(?P<{m.group(1)}>.+)", escaped)
         regex = re.sub(r"\{(\w+)\}", lambda m: _NAME.format(m.group(1)), regex)
         pattern = re.compile("^" + regex + "/?$", re.IGNORECASE)
 

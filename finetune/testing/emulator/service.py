@@ -107,7 +107,8 @@ class EmulatorService:
             try:
                 if found is None:
                     if self.router.path_known(route_key):
-                        raise ArmError(405, "MethodNotAllowed", f"The method {req.method} is not allowed for {req.path}.")
+                        raise ArmError(405, "MethodNotAllowed",
+                                       f"The method {req.method} is not allowed for {req.path}.")
                     raise ArmError(404, "NotFound", f"The emulator has no route for {req.method} {req.path}.",
                                    detail_code="RouteNotFound")
                 route, params = found

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .clock import iso
+from .clock import DEFAULT_EPOCH, iso
 
 SEED = "finetune.testing.emulator.seed"
 ARM_HOST = "https://management.azure.com"
@@ -101,6 +101,7 @@ def workspace_body(cfg: dict[str, Any]) -> dict[str, Any]:
         "kind": "Default",
         "sku": {"name": "Basic", "tier": "Basic"},
         "identity": {"type": "SystemAssigned", "principalId": str(uuid.UUID(int=1)), "tenantId": cfg["tenant_id"]},
+        "systemData": system_data(DEFAULT_EPOCH),
         "properties": {
             "friendlyName": cfg["workspace_name"],
             "description": "",

@@ -1,4 +1,4 @@
-"""A minimal Microsoft Entra ID token service, so DefaultAzureCredential's EnvironmentCredential works in server mode."""
+"""A minimal Entra ID token service, so DefaultAzureCredential's EnvironmentCredential works in server mode."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ AUTHORITY = "https://login.microsoftonline.com"
 def register(router: Router) -> None:
     @router.add("GET", "aad:/common/discovery/instance", "aad.discovery")
     def instance_discovery(svc, req):
-        return ok({"tenant_discovery_endpoint": f"{AUTHORITY}/{svc.cfg['tenant_id']}/v2.0/.well-known/openid-configuration",
+        tenant = svc.cfg["tenant_id"]
+        return ok({"tenant_discovery_endpoint": f"{AUTHORITY}/{tenant}/v2.0/.well-known/openid-configuration",
                    "api-version": "1.1",
                    "metadata": [{"preferred_network": "login.microsoftonline.com",
                                  "preferred_cache": "login.windows.net",

@@ -19,7 +19,8 @@ MLS = "Microsoft.MachineLearningServices"
 
 def compute_status_url(svc, op_id: str, api_version: str | None) -> str:
     cfg = svc.cfg
-    path = f"/subscriptions/{cfg['subscription_id']}/providers/{MLS}/locations/{cfg['location']}/computeOperationsStatus/{op_id}"
+    path = (f"/subscriptions/{cfg['subscription_id']}/providers/{MLS}/locations/{cfg['location']}"
+            f"/computeOperationsStatus/{op_id}")
     return svc.arm_url(path, api_version, "&service=new")
 
 
@@ -76,7 +77,9 @@ def register(router: Router) -> None:
         inner.setdefault("scaleSettings", {"maxNodeCount": 1, "minNodeCount": 0, "nodeIdleTimeBeforeScaleDown": "PT2M"})
         inner.update({"currentNodeCount": None, "targetNodeCount": None, "nodeStateCounts": None,
                       "allocationState": None, "errors": None, "remoteLoginPortPublicAccess": "Enabled",
-                      "isolatedNetwork": False, "enableNodePublicIp": True})
+                      "isolatedNetwork": False, "enableNodePublicIp": True, "enableBatchPrivateLink": False})
+        inner.setdefault("subnet", None)
+        inner.setdefault("virtualMachineImage", None)
         inner.pop("userAccountCredentials", None)
         created = existing["emulator_created"] if existing else now
         compute = {
@@ -100,6 +103,7 @@ def register(router: Router) -> None:
                 "isAttachedCompute": False,
                 "properties": inner,
             },
+            "systemData": system_data(now, created),
             "emulator_created": created,
         }
         svc.state["computes"][name.lower()] = compute

@@ -41,6 +41,11 @@ def register(router: Router) -> None:
         creds = props.get("credentials") or {"credentialsType": "None"}
         props["credentials"] = {"credentialsType": creds.get("credentialsType", "None")}
         props.setdefault("isDefault", False)
+        for field in ("description", "tags", "properties", "subscriptionId", "resourceGroup"):
+            props.setdefault(field, None)
+        props.setdefault("endpoint", "core.windows.net")
+        props.setdefault("protocol", "https")
+        props.setdefault("serviceDataAccessAuthIdentity", "None")
         existing = name in svc.state["datastores"]
         now = svc.clock.now()
         d = {"id": f"{ws_prefix(svc.cfg)}/datastores/{name}", "name": name,

@@ -111,7 +111,8 @@ def register(router: Router) -> None:
                 "properties": {
                     "description": props.get("description"),
                     "properties": {**(props.get("properties") or {}),
-                                   "azureml.onlineendpointid": f"{ws_prefix(svc.cfg)}/onlineendpoints/{endpoint}".lower()},
+                                   "azureml.onlineendpointid":
+                                       f"{ws_prefix(svc.cfg)}/onlineendpoints/{endpoint}".lower()},
                     "scoringUri": None,
                     "swaggerUri": None,
                     "authMode": props.get("authMode", "Key"),

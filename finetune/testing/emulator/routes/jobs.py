@@ -286,5 +286,6 @@ def mlflow_run_body(job: dict[str, Any]) -> dict[str, Any]:
                  "status": status, "start_time": int(meta["created"] * 1000), "end_time": t,
                  "lifecycle_stage": "active", "artifact_uri": ""},
         "data": {"metrics": [{"key": k, "value": v, "timestamp": t, "step": 0} for k, v in final.items()],
-                 "params": [], "tags": [{"key": k, "value": v} for k, v in (job["properties"].get("tags") or {}).items()]},
+                 "params": [],
+                 "tags": [{"key": k, "value": v} for k, v in (job["properties"].get("tags") or {}).items()]},
     }

@@ -117,6 +117,8 @@ def register(router: Router) -> None:
         props["jobName"] = job.group(1) if job else props.get("jobName")
         props["provisioningState"] = "Succeeded"
         props.setdefault("stage", "Development")
+        props.setdefault("autoDeleteSetting", None)
+        props.setdefault("intellectualProperty", None)
         mv = {
             "id": f"{ws_prefix(svc.cfg)}/models/{name}/versions/{version}",
             "name": version,

@@ -1,0 +1,215 @@
+"""Response shapes, status codes and LRO headers of the emulator compared with real recordings and REST examples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "azureml-api"
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((FIX / name).read_text())
+
+
+def entries(name: str, method: str, contains: str) -> list[dict[str, Any]]:
+    return [e for e in load(name)["Entries"] if e["RequestMethod"] == method and contains in e["RequestUri"]]
+
+
+def missing(expected: Any, actual: Any, path: str = "", depth: int = 2) -> list[str]:
+    """Keys present in the recorded body but absent from the emulator's (recursing into dicts)."""
+    out: list[str] = []
+    if not isinstance(expected, dict) or depth < 0:
+        return out
+    if not isinstance(actual, dict):
+        return [path or "<root>"]
+    for key, value in expected.items():
+        if key not in actual:
+            out.append(f"{path}.{key}")
+        elif isinstance(value, dict) and value and actual[key] is not None:
+            out.extend(missing(value, actual[key], f"{path}.{key}", depth - 1))
+    return out
+
+
+class Http:
+    def __init__(self, emu) -> None:
+        self.session = emu.transport.session
+        self.emu = emu
+        self.ws = (f"https://management.azure.com/subscriptions/{emu.subscription_id}/resourceGroups/"
+                   f"{emu.resource_group}/providers/Microsoft.MachineLearningServices/workspaces/{emu.workspace_name}")
+
+    def __call__(self, method: str, url: str, body: Any = None, api: str = "2023-08-01-preview", **kw):
+        sep = "&" if "?" in url else "?"
+        if "api-version" not in url and "blob.core" not in url:
+            url = f"{url}{sep}api-version={api}"
+        data = json.dumps(body) if body is not None else None
+        headers = {"Authorization": "Bearer x", "Content-Type": "application/json"}
+        headers.update(kw.pop("headers", {}))
+        return self.session.request(method, url, data=data, headers=headers, **kw)
+
+
+@pytest.fixture
+def http(frozen_emu):
+    return Http(frozen_emu)
+
+
+def test_compute_create_poll_get_delete_match_the_recording(http, frozen_emu):
+    rec_put = entries("compute__test_aml_compute_create_and_delete.json", "PUT", "/computes/")[0]
+    body = rec_put["RequestBody"]
+    body["properties"]["properties"]["vmSize"] = "Standard_NC4as_T4_v3"
+    r = http("PUT", http.ws + "/computes/cpu1", body)
+    assert r.status_code == rec_put["StatusCode"] == 201
+    assert "/computeOperationsStatus/" in r.headers["Azure-AsyncOperation"]
+    assert "Retry-After" not in r.headers  # a non-integer one on the initial PUT breaks the SDK
+    assert missing(rec_put["ResponseBody"], r.json()) == []
+    assert r.json()["properties"]["provisioningState"] == "Creating"
+
+    polls = entries("compute__test_aml_compute_create_and_delete.json", "GET", "computeOperationsStatus")
+    first = http("GET", r.headers["Azure-AsyncOperation"])
+    assert first.status_code == 200 and set(first.json()) == set(polls[0]["ResponseBody"]) == {"status"}
+    frozen_emu.advance(frozen_emu.durations.compute_create)
+    done = http("GET", r.headers["Azure-AsyncOperation"]).json()
+    assert done == polls[1]["ResponseBody"] == {"status": "Succeeded", "percentComplete": 100.0}
+
+    rec_get = [e for e in entries("compute__test_aml_compute_create_and_delete.json", "GET", "/computes/")
+               if e["ResponseBody"].get("properties", {}).get("provisioningState") == "Succeeded"][0]
+    got = http("GET", http.ws + "/computes/cpu1").json()
+    assert missing(rec_get["ResponseBody"], got, depth=1) == []
+    assert got["properties"]["provisioningState"] == "Succeeded"
+
+    rec_del = entries("compute__test_aml_compute_create_and_delete.json", "DELETE", "/computes/")[0]
+    d = http("DELETE", http.ws + "/computes/cpu1?underlyingResourceAction=Delete")
+    assert d.status_code == rec_del["StatusCode"] == 202
+    assert d.content == b"" and d.headers["Content-Length"] == "0"
+    example = load("examples/2025-12-01/Compute/delete.json")["responses"]["202"]["headers"]
+    assert set(example) <= set(d.headers)
+
+
+def test_online_endpoint_create_and_poll_match_the_recording(http, frozen_emu):
+    rec = load("online_endpoint__test_online_endpoint_e2e__excerpt.json")["Entries"]
+    ws_rec, put_rec, poll_rec = rec[0], rec[1], rec[2]
+    ws = http("GET", http.ws, api="2024-10-01-preview").json()
+    assert missing(ws_rec["ResponseBody"], ws, depth=0) == []
+    assert ws["properties"]["discoveryUrl"] and ws["location"]
+
+    r = http("PUT", http.ws + "/onlineEndpoints/online-ept-1", put_rec["RequestBody"], api="2022-02-01-preview")
+    assert r.status_code == put_rec["StatusCode"] == 201
+    for header in ("Azure-AsyncOperation", "Location", "x-ms-async-operation-timeout"):
+        assert header in r.headers
+    assert "/mfeOperationsStatus/" in r.headers["Azure-AsyncOperation"]
+    assert "api-version=2022-02-01-preview" in r.headers["Azure-AsyncOperation"]  # echoes the request's
+    assert missing(put_rec["ResponseBody"], r.json()) == []
+    poll = http("GET", r.headers["Azure-AsyncOperation"]).json()
+    assert set(poll) == set(poll_rec["ResponseBody"])
+    assert poll["endTime"] == "0001-01-01T00:00:00+00:00"
+    frozen_emu.advance(frozen_emu.durations.endpoint_create)
+    final = http("GET", r.headers["Azure-AsyncOperation"]).json()
+    assert final["status"] == rec[3]["ResponseBody"]["status"] == "Succeeded"
+
+    keys = http("POST", http.ws + "/onlineEndpoints/online-ept-1/listKeys")
+    example = load("examples/2025-06-01/Workspace/OnlineEndpoint/listKeys.json")["responses"]["200"]["body"]
+    assert keys.status_code == 200 and set(keys.json()) == set(example)
+
+    d = http("DELETE", http.ws + "/onlineEndpoints/online-ept-1")
+    ex = load("examples/2025-12-01/Workspace/OnlineEndpoint/delete.json")["responses"]
+    assert str(d.status_code) in ex and set(ex["202"]["headers"]) <= set(d.headers)
+    assert d.headers["Retry-After"].isdigit()  # integer on the initial DELETE
+
+
+def test_deployment_shapes_match_the_examples(http, frozen_emu):
+    http("PUT", http.ws + "/onlineEndpoints/ep-one", {"location": "eastus", "properties": {"authMode": "Key"}})
+    frozen_emu.advance(1000)
+    mv = {"properties": {"modelType": "custom_model", "modelUri": "azureml://datastores/x/paths/y"}}
+    http("PUT", http.ws + "/models/m/versions/1", mv)
+    body = {"location": "eastus", "sku": {"name": "Default", "capacity": 1},
+            "properties": {"endpointComputeType": "Managed", "instanceType": "Standard_NC4as_T4_v3",
+                           "model": http.ws.replace("https://management.azure.com", "") + "/models/m/versions/1"}}
+    r = http("PUT", http.ws + "/onlineEndpoints/ep-one/deployments/blue", body, api="2023-04-01-preview")
+    assert r.status_code == 201 and "Azure-AsyncOperation" in r.headers
+    frozen_emu.advance(frozen_emu.durations.deployment_create)
+    got = http("GET", http.ws + "/onlineEndpoints/ep-one/deployments/blue").json()
+    example = load("examples/2025-12-01/OnlineDeployment/ManagedOnlineDeployment/get.json")["responses"]["200"]["body"]
+    assert missing({k: example[k] for k in ("id", "name", "type", "location", "sku", "kind")}, got, depth=0) == []
+    for key in ("provisioningState", "scaleSettings", "endpointComputeType", "instanceType", "model"):
+        assert key in got["properties"]
+    logs = http("POST", http.ws + "/onlineEndpoints/ep-one/deployments/blue/getLogs", {"tail": 10})
+    ex_logs = load("examples/2025-12-01/OnlineDeployment/getLogs.json")["responses"]["200"]["body"]
+    assert set(logs.json()) == set(ex_logs)
+    d = http("DELETE", http.ws + "/onlineEndpoints/ep-one/deployments/blue")
+    ex_del = load("examples/2025-12-01/Workspace/OnlineDeployment/delete.json")["responses"]
+    assert str(d.status_code) in ex_del and set(ex_del["202"]["headers"]) <= set(d.headers)
+
+
+def test_model_errors_and_versions_match_the_recording(http):
+    rec = load("model__test_crud_file.json")["Entries"]
+    not_found = http("GET", http.ws + "/models/nope/versions?$orderBy=createdtime%20desc")
+    assert not_found.status_code == rec[0]["StatusCode"] == 404
+    assert not_found.headers["x-ms-response-type"] == "error"
+    err, rec_err = not_found.json()["error"], rec[0]["ResponseBody"]["error"]
+    assert set(rec_err) <= set(err)
+    assert err["details"][0]["code"] == rec_err["details"][0]["code"] == "ModelNotFound"
+
+    put_rec = [e for e in rec if e["RequestMethod"] == "PUT" and "/models/" in e["RequestUri"]][0]
+    r = http("PUT", http.ws + "/models/m1/versions/3", put_rec["RequestBody"])
+    assert r.status_code == put_rec["StatusCode"] == 201
+    assert "Location" in r.headers
+    assert missing(put_rec["ResponseBody"], r.json()) == []
+    listed = http("GET", http.ws + "/models/m1/versions?listViewType=ActiveOnly").json()
+    assert [v["name"] for v in listed["value"]] == ["3"]
+
+
+def test_datastore_and_secrets_match_the_recording(http):
+    rec = load("datastore__test_blob_store.json")["Entries"]
+    put_rec, get_rec, secrets_rec = rec[0], rec[1], rec[2]
+    r = http("PUT", http.ws + "/datastores/test_store?skipValidation=true", put_rec["RequestBody"])
+    assert r.status_code == put_rec["StatusCode"] == 201 and "Location" in r.headers
+    assert "key" not in json.dumps(r.json()["properties"]["credentials"])  # secrets are never echoed
+    assert missing(get_rec["ResponseBody"], http("GET", http.ws + "/datastores/test_store").json()) == []
+    s = http("POST", http.ws + "/datastores/workspaceblobstore/listSecrets", secrets_rec["RequestBody"])
+    assert set(s.json()) == set(secrets_rec["ResponseBody"]) and s.json()["secretsType"] == "Sas"
+
+
+def test_job_submit_and_cancel_match_the_recording_and_example(http):
+    rec = load("command_job__test_command_job_serverless.json")["Entries"]
+    put_rec = [e for e in rec if e["RequestMethod"] == "PUT" and "/jobs/" in e["RequestUri"]][0]
+    body = put_rec["RequestBody"]
+    body["properties"]["inputs"] = {}
+    r = http("PUT", http.ws + "/jobs/job1", body, api="2025-01-01-preview")
+    assert r.status_code == put_rec["StatusCode"] == 201 and "Location" in r.headers
+    expected = {k: v for k, v in put_rec["ResponseBody"].items()}
+    expected["properties"] = {k: put_rec["ResponseBody"]["properties"][k]
+                              for k in ("status", "services", "experimentName", "displayName", "tags", "properties",
+                                        "jobType", "isArchived", "identity")}
+    assert missing(expected, r.json(), depth=1) == []
+    c = http("POST", http.ws + "/jobs/job1/cancel")
+    example = load("examples/2025-12-01/Job/cancel.json")["responses"]
+    assert str(c.status_code) in example and "Location" in c.headers
+
+
+def test_registry_discovery_and_versions_match_the_recording(http):
+    rec = load("registry_discovery_and_registry_model__excerpt.json")["Entries"]
+    d = http("GET", "https://eastus.api.azureml.ms/registrymanagement/v1.0/registries/azureml/discovery",
+             api="v1.0")
+    assert d.status_code == 200 and set(d.json()) == set(rec[0]["ResponseBody"])
+    base = d.json()["primaryRegionResourceProviderUri"] + "mferp/managementfrontend"
+    sub, rg = d.json()["subscriptionId"], d.json()["resourceGroup"]
+    url = (f"{base}/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.MachineLearningServices/registries/"
+           f"azureml/models/Phi-3-mini-4k-instruct/versions?$orderBy=createdtime%20desc&$top=1")
+    listed = http("GET", url, api="2021-10-01-dataplanepreview").json()
+    assert set(listed) >= set(rec[1]["ResponseBody"])
+    assert [v["name"] for v in listed["value"]] == ["15"]
+    assert listed["value"][0]["id"].startswith("azureml://registries/azureml/models/")
+
+
+@pytest.mark.parametrize("api", ["2021-10-01-dataplanepreview", "2022-05-01", "2024-10-01-preview", "2099-01-01"])
+def test_any_api_version_is_accepted(http, api):
+    assert http("GET", http.ws, api=api).status_code == 200
+
+
+def test_unknown_route_is_an_arm_error(http):
+    r = http("GET", http.ws + "/nonsense/thing")
+    assert r.status_code == 404
+    assert set(r.json()["error"]) >= {"code", "message", "details"}
