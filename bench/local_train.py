@@ -1,0 +1,141 @@
+"""Training throughput of the local target's job vs a plain transformers Trainer, side by side in one run.
+
+    python bench/local_train.py [--rounds 3] [--epochs 2] [--full] [--no-mlflow]
+
+Both sides train the same tiny base (built once from the quickstart chats) on the same rows with the same
+hyperparameters, each in its own process. "ours" is the real entry point (`trainjob.launch`: detached process,
+status file, per-step MLflow metrics, checkpoint policy); "plain" is a bare Trainer (report_to none, no saves).
+Throughput is real (non-padding) training tokens per second of the training loop; rounds alternate the two sides
+so machine noise hits both. Prints the median of each and the ratio ours/plain (goal >= 0.9 on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT / "examples" / "data" / "quickstart" / "train.jsonl"
+
+
+def build_base(workdir: Path, seed: int) -> Path:
+    from finetune.backends.local.config import TinyModel
+    from finetune.backends.local.tiny import build_model, build_tokenizer
+
+    base = workdir / "base"
+    tokenizer = build_tokenizer(DATA, 2000)
+    model = build_model(tokenizer, TinyModel(), seed=seed)
+    tokenizer.save_pretrained(base)
+    model.save_pretrained(base)
+    return base
+
+
+def parameters(args: argparse.Namespace) -> dict:
+    return {"num_train_epochs": args.epochs, "per_device_train_batch_size": 8, "learning_rate": 3e-3,
+            "apply_lora": "false" if args.full else "true", "lora_r": 16, "lora_alpha": 32, "max_seq_length": 512,
+            "seed": 1, "logging_steps": 1}
+
+
+def run_ours(base: Path, workdir: Path, args: argparse.Namespace, i: int) -> dict:
+    from finetune.backends.local import trainjob
+    from finetune.backends.local.config import LocalTrainConfig
+    from finetune.backends.local.tracking import sqlite_uri
+
+    out = workdir / f"ours-{i}"
+    mlflow = None if args.no_mlflow else {"tracking_uri": sqlite_uri(workdir / "mlflow.db"), "experiment_name": "bench"}
+    config = LocalTrainConfig(model={"path": str(base)}, train_file=str(DATA), output_dir=str(out),
+                              parameters=parameters(args), mlflow=mlflow)
+    started = time.perf_counter()
+    trainjob.launch(config)
+    status = trainjob.wait(out, poll=0.2)
+    wall = time.perf_counter() - started
+    if status.state is not trainjob.JobState.COMPLETED:
+        raise SystemExit(f"our job ended {status.state}: {status.error}\n{(out / 'train.log').read_text()[-2000:]}")
+    raw = status.raw
+    return {"tokens": raw["train_tokens"], "seconds": raw["train_seconds"], "wall": wall,
+            "loss": raw["metrics"].get("train_loss")}
+
+
+PLAIN = r'''
+import json, sys, time
+from peft import LoraConfig, get_peft_model
+from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
+                          TrainingArguments)
+base, data, params, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+tok = AutoTokenizer.from_pretrained(base)
+model = AutoModelForCausalLM.from_pretrained(base)
+rows = []
+for line in open(data, encoding="utf-8"):
+    enc = tok.apply_chat_template(json.loads(line)["messages"], tokenize=True, return_dict=True,
+                                  truncation=True, max_length=params["max_seq_length"])
+    rows.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                 "labels": list(enc["input_ids"])})
+if params["apply_lora"] == "true":
+    model = get_peft_model(model, LoraConfig(r=params["lora_r"], lora_alpha=params["lora_alpha"],
+                                             target_modules="all-linear", task_type="CAUSAL_LM"))
+args = TrainingArguments(output_dir=out, num_train_epochs=params["num_train_epochs"],
+                         per_device_train_batch_size=params["per_device_train_batch_size"],
+                         learning_rate=params["learning_rate"], logging_steps=params["logging_steps"],
+                         seed=params["seed"], report_to="none", save_strategy="no", disable_tqdm=True,
+                         use_cpu=True, dataloader_pin_memory=False)
+trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorForSeq2Seq(tok))
+t = time.perf_counter()
+result = trainer.train()
+seconds = time.perf_counter() - t
+tokens = sum(len(r["input_ids"]) for r in rows) * params["num_train_epochs"]
+print("RESULT " + json.dumps({"tokens": tokens, "seconds": seconds, "loss": result.metrics["train_loss"]}))
+'''
+
+
+def run_plain(base: Path, workdir: Path, args: argparse.Namespace, i: int) -> dict:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", PLAIN, str(base), str(DATA), json.dumps(parameters(args)),
+                           str(workdir / f"plain-{i}")], capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"plain Trainer failed:\n{proc.stderr[-2000:]}")
+    return {**json.loads(lines[-1][7:]), "wall": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--full", action="store_true", help="full fine-tune instead of LoRA")
+    parser.add_argument("--no-mlflow", action="store_true", help="our job without MLflow tracking")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
+        workdir = Path(tmp)
+        base = build_base(workdir, seed=1)
+        results: dict[str, list[dict]] = {"ours": [], "plain": []}
+        for i in range(args.rounds):
+            order = [("ours", run_ours), ("plain", run_plain)]
+            for name, fn in order if i % 2 == 0 else order[::-1]:
+                r = fn(base, workdir, args, i)
+                r["tps"] = r["tokens"] / r["seconds"]
+                results[name].append(r)
+                print(f"round {i + 1} {name:5s}: {r['tokens']} tokens in {r['seconds']:.2f}s = {r['tps']:,.0f} tok/s"
+                      f"  (process wall {r['wall']:.1f}s, train loss {r['loss']:.3f})", flush=True)
+        ours = statistics.median(r["tps"] for r in results["ours"])
+        plain = statistics.median(r["tps"] for r in results["plain"])
+        print(f"\nmachine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+              f"{'full' if args.full else 'LoRA r16 all-linear'}, {args.epochs} epochs, batch 8, "
+              f"mlflow {'off' if args.no_mlflow else 'on'}")
+        print(f"median tokens/s: ours {ours:,.0f}  plain Trainer {plain:,.0f}  ratio {ours / plain:.3f} (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
