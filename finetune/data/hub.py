@@ -91,6 +91,25 @@ def resolve(source: HubSource, needed: list[str]) -> HubFiles:
     return _download(source, needed)
 
 
+def remote_commit(source: HubSource) -> str:
+    """The commit a branch or tag points at on the hub now (no download); fails fast like resolve()."""
+    commit = local_commit(source)
+    if commit is not None and _COMMIT.match(source.revision or ""):
+        return commit
+    where = f"{source.dataset}" + (f"@{source.revision}" if source.revision else "")
+    fix = "pin a commit as the revision, or use a local path as the source"
+    if offline():
+        raise SourceUnavailableError(f"cannot resolve hub dataset {where} to a commit: offline mode is on", hint=fix)
+    _check_reachable(where, fix)
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return HfApi().dataset_info(source.dataset, revision=source.revision, timeout=10).sha or ""
+    except (HfHubHTTPError, OSError) as exc:
+        raise SourceUnavailableError(f"cannot resolve hub dataset {where} to a commit: {exc}", hint=fix) from exc
+
+
 def _check_reachable(where: str, fix: str) -> None:
     from huggingface_hub import constants
 

@@ -23,11 +23,10 @@ _PROGRESS_EVERY = 10_000
 
 def cache_key(request: PrepareRequest, cache_dir: Path | None = None, *, network: bool = True) -> str:
     """The cache key of `request`. Local files are hashed (remembered under cache_dir by size/mtime/inode);
-    a hub source is its id, config and commit, a floating revision resolved from the local HF cache first."""
+    a hub source is its id, config and commit: a floating revision (None = `main`) is resolved from the local HF
+    cache's ref, else (network=True) by asking the hub for the commit, without downloading data."""
     if isinstance(request.source, HubSource):
-        identity = source.hub_identity(request.source)
-        if identity is None:
-            identity = source.resolve(request, None, network=network).identity
+        identity = source.hub_identity(request.source, network=network)
     else:
         identity = source.resolve(request, _memo_dir(cache_dir)).identity
     return cache.compute_key(request, identity)

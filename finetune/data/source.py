@@ -41,11 +41,13 @@ def resolve(request: PrepareRequest, memo_dir: Path | None, *, network: bool = T
     return _resolve_local(src, needed_splits(request), memo_dir)
 
 
-def hub_identity(src: HubSource) -> dict[str, Any] | None:
-    """The hub identity known without network (None when a floating revision has no cached ref)."""
+def hub_identity(src: HubSource, *, network: bool) -> dict[str, Any]:
+    """The hub identity: from the cached ref, else the hub's answer (network) or SourceUnavailableError."""
     commit = hub.local_commit(src)
     if commit is None:
-        return None
+        if not network:
+            raise SourceUnavailableError(f"hub dataset {src.dataset}: revision not in the local cache")
+        commit = hub.remote_commit(src)
     return {"kind": "hub", "dataset": src.dataset, "config": src.config, "revision": src.revision, "commit": commit}
 
 
