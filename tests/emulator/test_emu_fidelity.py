@@ -95,7 +95,9 @@ def test_online_endpoint_create_and_poll_match_the_recording(http, frozen_emu):
     assert missing(ws_rec["ResponseBody"], ws, depth=0) == []
     assert ws["properties"]["discoveryUrl"] and ws["location"]
 
-    r = http("PUT", http.ws + "/onlineEndpoints/online-ept-1", put_rec["RequestBody"], api="2022-02-01-preview")
+    body = put_rec["RequestBody"]
+    body["properties"]["authMode"] = "Key"  # the recording used AMLToken, which has no keys to list
+    r = http("PUT", http.ws + "/onlineEndpoints/online-ept-1", body, api="2022-02-01-preview")
     assert r.status_code == put_rec["StatusCode"] == 201
     for header in ("Azure-AsyncOperation", "Location", "x-ms-async-operation-timeout"):
         assert header in r.headers

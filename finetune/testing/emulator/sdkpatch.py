@@ -1,7 +1,11 @@
-"""Route the SDK's own blob uploads (it builds a BlobServiceClient without the MLClient transport) to emulators.
+"""Route the SDK's side channels, which ignore the MLClient transport, to in-process emulators.
 
-One patch serves every active in-process emulator: each claims its own storage account host. The original
-class is restored when the last emulator exits.
+1. Blob uploads: ``_blob_storage_helper`` builds its own ``BlobServiceClient``; each emulator claims its own
+   storage account host.
+2. ``online_deployments.begin_create_or_update`` with a registry model calls ``get_registry_client`` without the
+   transport (a registry discovery request to the real host); it gets the newest active emulator's transport.
+
+Both are restored when the last emulator exits.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ if TYPE_CHECKING:
 _lock = threading.Lock()
 _active: list[EmulatorService] = []
 _original: Any = None
+_original_registry: Any = None
 _MODULE = "azure.ai.ml._artifacts._blob_storage_helper"
+_REGISTRY_MODULE = "azure.ai.ml._utils._registry_utils"
 
 
 def _service_for(account_url: str) -> EmulatorService | None:
@@ -43,20 +49,35 @@ def _make_patched(original: Any) -> Any:
     return EmulatedBlobServiceClient
 
 
+def _make_registry_patched(original: Any) -> Any:
+    from .transport import EmulatorTransport
+
+    def get_registry_client(credential: Any, registry_name: str, workspace_location: str | None = None,
+                            **kwargs: Any) -> Any:
+        if "transport" not in kwargs and _active:
+            kwargs["transport"] = EmulatorTransport(_active[-1])
+        return original(credential, registry_name, workspace_location, **kwargs)
+
+    return get_registry_client
+
+
 def activate(service: EmulatorService) -> None:
-    global _original
+    global _original, _original_registry
     import importlib
 
     with _lock:
         module = importlib.import_module(_MODULE)
+        registry_module = importlib.import_module(_REGISTRY_MODULE)
         if not _active:
             _original = module.BlobServiceClient
             module.BlobServiceClient = _make_patched(_original)
+            _original_registry = registry_module.get_registry_client
+            registry_module.get_registry_client = _make_registry_patched(_original_registry)
         _active.append(service)
 
 
 def deactivate(service: EmulatorService) -> None:
-    global _original
+    global _original, _original_registry
     import importlib
 
     with _lock:
@@ -66,6 +87,9 @@ def deactivate(service: EmulatorService) -> None:
             module = importlib.import_module(_MODULE)
             module.BlobServiceClient = _original
             _original = None
+            registry_module = importlib.import_module(_REGISTRY_MODULE)
+            registry_module.get_registry_client = _original_registry
+            _original_registry = None
 
 
 def original_blob_service_client() -> Any:
