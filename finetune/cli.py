@@ -85,32 +85,20 @@ def validate(spec: SpecArg, var: VarOpt = None, var_file: VarFileOpt = None, jso
     say(f"{spec}: valid (FineTune {loaded.spec.metadata.name}, target {loaded.spec.target.kind.value})", "green")
 
 
-@app.command()
-def plan(
-    spec: SpecArg,
-    offline: Annotated[bool, typer.Option("--offline", help="Do not read the target: show everything as to-create.")]
-    = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON) for `finetune apply PLANFILE`.")]
-    = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, markdown (for PR comments) or json.")] = "text",
-    json_out: JsonOpt = False,
-    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
-                                                    help="Exit 0 with no changes, 2 with changes.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show unchanged resources.")] = False,
-    var: VarOpt = None, var_file: VarFileOpt = None,
-) -> None:
-    """Show what apply would create, change or keep, why, and what it will cost."""
-    from finetune.console import print_json, print_lines
-    from finetune.plan.planner import make_plan, offline_facts
+EmulateOpt = Annotated[bool, typer.Option("--emulate", help="Run against a local Azure ML emulator (a rehearsal; "
+                                                      "state kept under the spec's state folder).")]
 
-    loaded = _load(spec, var, var_file)
-    if not offline:
-        raise FinetuneError("reading the target is not available in this version", hint="use --offline")
-    result = make_plan(loaded, offline_facts(loaded), None)
-    if out is not None:
-        out.write_text(result.to_json())
+
+def _say_stderr(message: str) -> None:
+    from finetune.console import say
+
+    say(message, "dim", stderr=True)
+
+
+def _render_plan(result, fmt: str, verbose: bool) -> None:
+    from finetune.console import print_json, print_lines
+
     data = result.to_dict()
-    fmt = "json" if json_out else fmt
     if fmt == "json":
         print_json(data)
     elif fmt == "markdown":
@@ -123,10 +111,283 @@ def plan(
         print_lines(render_plan(data, verbose=verbose))
     else:
         raise FinetuneError(f"--format {fmt!r} is not one of text, markdown, json")
+
+
+@app.command()
+def plan(
+    spec: SpecArg,
+    offline: Annotated[bool, typer.Option("--offline", help="Do not read the target: show everything as to-create.")]
+    = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Save the plan (JSON) for `finetune apply PLANFILE`.")]
+    = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, markdown (for PR comments) or json.")] = "text",
+    json_out: JsonOpt = False,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                    help="Exit 0 with no changes, 2 with changes.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show unchanged resources.")] = False,
+    emulate: EmulateOpt = False,
+    var: VarOpt = None, var_file: VarFileOpt = None,
+) -> None:
+    """Show what apply would create, change or keep, why, and what it will cost."""
+    loaded = _load(spec, var, var_file)
+    fmt = "json" if json_out else fmt
+    if offline:
+        from finetune.dataprep import probe_data
+        from finetune.plan.planner import make_plan, offline_facts
+
+        probe = probe_data(loaded)
+        result = make_plan(loaded, offline_facts(loaded, probe.hashes if probe.cached else None), None)
+    else:
+        from finetune.workflow import open_backend, plan_against_target
+
+        with open_backend(loaded, emulate=emulate) as backend:
+            result = plan_against_target(loaded, backend, _say_stderr if fmt == "text" else lambda _m: None).plan
+    if out is not None:
+        out.write_text(result.to_json())
+    _render_plan(result, fmt, verbose)
     if result.blocked:
         raise typer.Exit(EXIT_BLOCKED)
     if detailed_exitcode and result.has_changes:
         raise typer.Exit(EXIT_CHANGES)
+
+
+def _confirm(question: str, auto_approve: bool) -> None:
+    if auto_approve:
+        return
+    if not sys.stdin.isatty():
+        raise FinetuneError("confirmation needed but stdin is not a terminal", hint="pass --auto-approve")
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _print_result(result, json_out: bool, extra: dict[str, Any] | None = None) -> None:
+    from finetune.console import print_json, say
+
+    if json_out:
+        print_json({**result.to_dict(), **(extra or {})})
+        return
+    failed = result.failed()
+    for step in failed:
+        say(f"error: {step.address}: {step.message}" + (f" ({step.hint})" if step.hint else ""), "red", stderr=True)
+    skipped = [s for s in result.steps.values() if s.status == "skipped"]
+    if skipped:
+        say(f"skipped {len(skipped)}: " + ", ".join(s.address for s in skipped), "yellow", stderr=True)
+
+
+@app.command()
+def apply(
+    spec: Annotated[Path, typer.Argument(help="The spec file, or a plan saved with `finetune plan --out`.",
+                                         show_default=False)],
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+    emulate: EmulateOpt = False,
+    var: VarOpt = None, var_file: VarFileOpt = None,
+) -> None:
+    """Create or update everything the spec describes, in dependency order; safe to interrupt and re-run."""
+    from finetune.console import say
+    from finetune.workflow import (
+        apply_plan,
+        check_saved_plan,
+        journal_for,
+        lock_for,
+        open_backend,
+        plan_against_target,
+        progress_printer,
+    )
+
+    saved = _saved_plan(spec)
+    loaded = _load(Path(saved.spec_path) if saved else spec, var, var_file)
+    log = (lambda _m: None) if json_out else _say_stderr
+    with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend):
+        planned = plan_against_target(loaded, backend, log)
+        if saved is not None:
+            check_saved_plan(saved, planned.plan)
+        if not json_out:
+            _render_plan(planned.plan, "text", False)
+        if planned.plan.blocked:
+            raise typer.Exit(EXIT_BLOCKED)
+        if planned.plan.has_changes or any(c.action.value == "read" for c in planned.plan.changes):
+            if saved is None:
+                _confirm("Apply these changes?", auto_approve)
+        elif not json_out:
+            say("Nothing to do: everything is up to date.", "green")
+        result = apply_plan(planned, backend, journal_for(loaded, backend), progress_printer(log))
+    _print_result(result, json_out)
+    if not result.ok:
+        raise typer.Exit(EXIT_ERROR)
+    if not json_out:
+        outputs = {a: s.outputs for a, s in result.steps.items() if s.outputs}
+        answer = next((o.get("answer") for a, o in outputs.items() if a.startswith("smoke_test.")), None)
+        say(f"Apply complete in {result.elapsed:.1f} s.", "bold green")
+        if answer:
+            say(f"Smoke test answer: {answer}")
+
+
+def _saved_plan(path: Path):
+    """A plan file (JSON with format_version) rather than a spec."""
+    if path.suffix != ".json" or not path.is_file():
+        return None
+    import json
+
+    from finetune.plan.model import Plan
+
+    try:
+        return Plan.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError) as exc:
+        raise FinetuneError(f"{path} is not a finetune plan: {exc}") from None
+
+
+@app.command()
+def destroy(
+    spec: SpecArg,
+    include_all: Annotated[bool, typer.Option("--all", help="Also model versions, data assets and the compute.")]
+    = False,
+    auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Do not ask for confirmation.")] = False,
+    json_out: JsonOpt = False,
+    emulate: EmulateOpt = False,
+    var: VarOpt = None, var_file: VarFileOpt = None,
+) -> None:
+    """Delete the endpoint and its deployments (with --all: also models, data and compute) that this spec created."""
+    from finetune.console import say
+    from finetune.workflow import (
+        destroy_changes,
+        journal_for,
+        lock_for,
+        open_backend,
+        plan_against_target,
+        progress_printer,
+        run_destroy,
+    )
+
+    loaded = _load(spec, var, var_file)
+    log = (lambda _m: None) if json_out else _say_stderr
+    with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend, "destroy"):
+        planned = plan_against_target(loaded, backend, log)
+        changes = destroy_changes(planned, include_all, loaded)
+        if not changes:
+            if json_out:
+                from finetune.console import print_json
+
+                print_json({"ok": True, "steps": []})
+            else:
+                say("Nothing to destroy.", "green")
+            return
+        if not json_out:
+            for change in changes:
+                say(f"  - {change.address}", "red")
+        _confirm(f"Destroy {len(changes)} resource(s)?", auto_approve)
+        result = run_destroy(planned, changes, backend, journal_for(loaded, backend), progress_printer(log))
+    _print_result(result, json_out)
+    if not result.ok:
+        raise typer.Exit(EXIT_ERROR)
+    if not json_out:
+        say(f"Destroyed {len(changes)} resource(s).", "bold green")
+
+
+@app.command()
+def status(spec: SpecArg, json_out: JsonOpt = False, emulate: EmulateOpt = False, var: VarOpt = None,
+           var_file: VarFileOpt = None) -> None:
+    """What exists, job state and metrics, endpoint health, and the cost burn per hour and day."""
+    from finetune.console import print_json, print_lines
+    from finetune.render.status_text import render_status
+    from finetune.workflow import open_backend, plan_against_target, status_report
+
+    loaded = _load(spec, var, var_file)
+    with open_backend(loaded, emulate=emulate) as backend:
+        planned = plan_against_target(loaded, backend, (lambda _m: None) if json_out else _say_stderr)
+        report = status_report(planned)
+        extra = getattr(backend, "status_extra", None)
+        if extra is not None:
+            report.update(extra(planned))
+    if json_out:
+        print_json(report)
+    else:
+        print_lines(render_status(report))
+
+
+@app.command()
+def invoke(
+    spec: SpecArg,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Send this user message instead of the "
+                                                                       "smoke-test sample.")] = None,
+    deployment: Annotated[str | None, typer.Option(help="Target one deployment (default: by traffic).")] = None,
+    json_out: JsonOpt = False,
+    emulate: EmulateOpt = False,
+    var: VarOpt = None, var_file: VarFileOpt = None,
+) -> None:
+    """Send the smoke-test request (or --message) to the endpoint and print the answer."""
+    from finetune.console import print_json, say
+    from finetune.dataprep import prepare_data
+    from finetune.workflow import open_backend
+
+    loaded = _load(spec, var, var_file)
+    endpoint = loaded.spec.endpoint
+    if endpoint is None:
+        raise FinetuneError("the spec has no endpoint to invoke", hint="add an `endpoint:` section and apply")
+    smoke = loaded.spec.smoke_test
+    data = prepare_data(loaded)
+    sample = data.roles.get("sample") or data.roles.get("test")
+    messages = [{"role": "user", "content": message}] if message else None
+    with open_backend(loaded, emulate=emulate) as backend:
+        answer = backend.invoke(endpoint_name_for(loaded, backend), deployment, sample.path if sample else None,
+                                smoke.row, smoke.seed, dict(smoke.parameters), messages)
+    if json_out:
+        print_json({"answer": answer})
+    else:
+        say(answer)
+
+
+def endpoint_name_for(loaded, backend) -> str:
+    from finetune.graph import ResolvedFacts, resolved_endpoint_name
+
+    identity = backend.target_identity.split(":", 1)[1]
+    return resolved_endpoint_name(loaded.spec, ResolvedFacts(workspace_identity=identity))
+
+
+@app.command("force-unlock")
+def force_unlock(spec: SpecArg, emulate: EmulateOpt = False, var: VarOpt = None, var_file: VarFileOpt = None
+                 ) -> None:
+    """Remove the apply lock left by a crashed apply (refuses while the holder is still running)."""
+    from finetune.console import say
+    from finetune.workflow import lock_for, open_backend
+
+    loaded = _load(spec, var, var_file)
+    with open_backend(loaded, emulate=emulate) as backend:
+        lock = lock_for(loaded, backend)
+    holder = lock.read()
+    if not lock.path.exists():
+        say("No lock held.", "green")
+        return
+    if holder is not None and holder.alive:
+        raise FinetuneError(f"pid {holder.pid} on {holder.host} still holds the lock (started {holder.started})",
+                            hint="wait for it to finish, or stop it first")
+    lock.path.unlink(missing_ok=True)
+    say(f"Removed {lock.path}.", "green")
+
+
+data_app = typer.Typer(help="Dataset preparation.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("prepare")
+def data_prepare(spec: SpecArg, json_out: JsonOpt = False, var: VarOpt = None, var_file: VarFileOpt = None) -> None:
+    """Prepare the spec's data (JSONL per split, checked, hashed, cached) and summarize it."""
+    from finetune.console import print_json, say
+    from finetune.data import render_summary
+    from finetune.dataprep import prepare_data
+
+    loaded = _load(spec, var, var_file)
+
+    def show(event) -> None:
+        if not json_out and event.kind in ("split_started", "split_done", "cache_hit"):
+            _say_stderr(f"{event.kind.replace('_', ' ')}: {event.role or ''} {event.message or ''}".strip())
+
+    result = prepare_data(loaded, progress=show)
+    if json_out:
+        print_json(result.to_dict())
+        return
+    for line in render_summary(result):
+        say(line)
 
 
 @app.command()

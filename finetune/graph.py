@@ -60,6 +60,7 @@ class ResolvedFacts:
     component_version: str | None = None
     data_hashes: dict[str, str] = field(default_factory=dict)  # role -> sha256 of the prepared JSONL
     gpus_per_node: int | None = None
+    registered_version: str | None = None  # the model version already registered from this training run
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ def build_graph(spec: Spec, facts: ResolvedFacts) -> Graph:
 
     model = spec.registered_model
     model_address = f"model.{model.name}"
-    model_desired = {"name": model.name, "version": UNKNOWN if model.version == "auto" else model.version,
+    version = model.version if model.version != "auto" else (facts.registered_version or UNKNOWN)
+    model_desired = {"name": model.name, "version": version,
                      "description": model.description, "job": job_desired["name"], "type": "mlflow_model",
                      "path": f"azureml://jobs/{job_desired['name']}/outputs/trained_model" if azure else "local"}
     resources.append(Resource(model_address, "model", model.name, model_desired, ("job.finetune",), job_fp))

@@ -11,6 +11,7 @@ from finetune.plan.model import Action, Change, Observed
 
 # Fields whose change cannot be made in place: the resource is deleted and created again.
 REPLACE_FIELDS = {"compute": {"size", "tier"}, "endpoint": {"auth_mode"}}
+PROVISIONING = {"creating", "updating", "provisioning", "inprogress", "deleting", "resizing"}
 # Fields not compared: bookkeeping that the target may report differently.
 IGNORED_FIELDS = {"data": {"file", "source"}, "job": set(), "model": {"job", "path"}}
 
@@ -47,6 +48,16 @@ def _change_for(resource: Resource, current: Observed | None, upstream: list[Cha
     before = current.properties
     if resource.kind == "job":
         return _job_change(resource, current, base)
+    if resource.kind == "compute" and not current.managed:
+        return Change(action=Action.NOOP, before=before, reasons=(
+            "exists and was not created by finetune: used as it is, never modified or deleted",), **base)
+    state = (current.status or "").lower()
+    if state in PROVISIONING:
+        return Change(action=Action.READ, before=before, reasons=(
+            f"still {current.status}: apply waits for it to finish",), **base)
+    if state in ("failed", "canceled"):
+        return Change(action=Action.REPLACE, before=before, reasons=(
+            f"provisioning ended {current.status}: delete and create again",), **base)
     if resource.kind == "model":
         return Change(action=Action.NOOP, before=before, reasons=(
             f"version {before.get('version')} already registered from job {before.get('job')}",), **base)
@@ -78,7 +89,7 @@ def _job_change(resource: Resource, current: Observed, base: dict[str, Any]) -> 
     if status == "Completed":
         return Change(action=Action.NOOP, before=current.properties, reasons=(
             f"adopting completed job {job} (same fingerprint)",), **base)
-    return Change(action=Action.NOOP, before=current.properties, reasons=(
+    return Change(action=Action.READ, before=current.properties, reasons=(
         f"job {job} is {status}: apply re-attaches to it instead of starting another",), **base)
 
 

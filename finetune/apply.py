@@ -1,0 +1,142 @@
+"""Walk a plan's changes in dependency order, concurrently where possible.
+
+Each change runs in a safe wrapper: a failure becomes a result, its dependents are skipped with the reason, and
+independent changes still finish. Progress goes through a callback as plain events; the CLI renders them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from finetune.backends.base import Backend, Cancelled, StepContext
+from finetune.errors import FinetuneError
+from finetune.graph import Graph
+from finetune.plan.model import Action, Change, Observed, Plan
+from finetune.state import Journal
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    address: str
+    kind: str  # "start", "status", "done", "failed", "skipped", "interrupted"
+    message: str = ""
+    elapsed: float = 0.0
+    action: str = ""
+
+
+@dataclass
+class StepResult:
+    address: str
+    action: Action
+    status: str  # "ok", "failed", "skipped", "interrupted"
+    elapsed: float = 0.0
+    message: str = ""
+    hint: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ApplyResult:
+    steps: dict[str, StepResult]
+    elapsed: float
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status == "ok" for s in self.steps.values())
+
+    def failed(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.status == "failed"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "elapsed_s": round(self.elapsed, 3), "steps": [
+            {"address": s.address, "action": s.action.value, "status": s.status, "elapsed_s": round(s.elapsed, 3),
+             "message": s.message, "hint": s.hint, "outputs": s.outputs} for s in self.steps.values()]}
+
+
+Progress = Callable[[ProgressEvent], None]
+
+
+def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, Observed | None], journal: Journal,
+                progress: Progress, *, max_workers: int = 8, cancelled: threading.Event | None = None
+                ) -> ApplyResult:
+    """Apply every change of `plan` (noops included: they hand their outputs to dependents)."""
+    started = time.monotonic()
+    cancelled = cancelled or threading.Event()
+    changes = {c.address: c for c in plan.changes}
+    outputs: dict[str, dict[str, Any]] = {}
+    results: dict[str, StepResult] = {}
+    lock = threading.Lock()
+
+    def run_one(change: Change) -> StepResult:
+        begun = time.monotonic()
+        if change.action.is_change or change.action is Action.READ:
+            progress(ProgressEvent(change.address, "start", "; ".join(change.reasons), action=change.action.value))
+
+        def report(message: str) -> None:
+            progress(ProgressEvent(change.address, "status", message, time.monotonic() - begun))
+
+        def record(event: str, handle: dict[str, Any]) -> None:
+            journal.record(change.address, event, handle)
+
+        with lock:
+            upstream = {a: dict(o) for a, o in outputs.items()}
+        ctx = StepContext(graph=graph, observed=observed, outputs=upstream, report=report, record=record,
+                          cancelled=cancelled)
+        try:
+            result_outputs = backend.apply(change, ctx) or {}
+        except Cancelled:
+            return StepResult(change.address, change.action, "interrupted", time.monotonic() - begun,
+                              "interrupted; run apply again to resume")
+        except FinetuneError as exc:
+            first = exc.diagnostics[0]
+            return StepResult(change.address, change.action, "failed", time.monotonic() - begun, first.message,
+                              first.hint)
+        except Exception as exc:  # noqa: BLE001 - one step's bug must not take down independent steps
+            return StepResult(change.address, change.action, "failed", time.monotonic() - begun,
+                              f"{type(exc).__name__}: {exc}", "this looks like a bug in finetune; please report it")
+        return StepResult(change.address, change.action, "ok", time.monotonic() - begun, outputs=result_outputs)
+
+    pending = dict(changes)
+    running: dict[Future, str] = {}
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply") as pool:
+        while pending or running:
+            for address in list(pending):
+                change = pending[address]
+                deps = [d for d in change.depends_on if d in changes]
+                bad = [d for d in deps if d in results and results[d].status != "ok"]
+                if bad or cancelled.is_set():
+                    del pending[address]
+                    reason = (f"skipped: {bad[0]} {results[bad[0]].status}" if bad else "skipped: interrupted")
+                    results[address] = StepResult(address, change.action, "skipped", message=reason)
+                    progress(ProgressEvent(address, "skipped", reason, action=change.action.value))
+                elif all(d in results for d in deps):
+                    del pending[address]
+                    running[pool.submit(run_one, change)] = address
+            if not running:
+                continue
+            try:
+                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:
+                # Ctrl-C: stop starting work, let running steps notice and stop waiting; nothing is deleted.
+                cancelled.set()
+                progress(ProgressEvent("apply", "interrupted", "stopping: started operations keep running in the "
+                                                               "target and the next apply resumes them"))
+                continue
+            for future in done:
+                address = running.pop(future)
+                result = future.result()
+                results[address] = result
+                with lock:
+                    outputs[address] = result.outputs
+                kind = {"ok": "done", "failed": "failed", "interrupted": "interrupted"}[result.status]
+                message = result.message + (f" ({result.hint})" if result.hint else "")
+                if result.status != "ok" or changes[address].action.is_change or \
+                        changes[address].action is Action.READ:
+                    progress(ProgressEvent(address, kind, message, result.elapsed, changes[address].action.value))
+    ordered = {c.address: results[c.address] for c in plan.changes}
+    return ApplyResult(ordered, time.monotonic() - started)

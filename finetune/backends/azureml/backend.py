@@ -1,0 +1,512 @@
+"""The Azure ML target: resolve, observe, preflight and apply through azure-ai-ml.
+
+Only this package imports the SDK (lazily). All clients come from `client.py`, the one factory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from finetune import catalog
+from finetune.backends.azureml import observe as obs
+from finetune.backends.azureml.client import ClientOptions, make_registry_client, make_workspace_client
+from finetune.backends.azureml.errors import call
+from finetune.backends.azureml.modelinfo import ModelInfo, model_info
+from finetune.backends.base import StepContext
+from finetune.errors import Diagnostic, Diagnostics, FinetuneError
+from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource
+from finetune.invoke import build_request, parse_response
+from finetune.plan.model import Action, Change, Observed
+from finetune.spec.load import LoadedSpec
+from finetune.workspace import WorkspaceRef
+
+PROVISIONING_DONE = {"succeeded", "failed", "canceled"}
+JOB_DONE = {"Completed", "Failed", "Canceled", "NotResponding"}
+RESERVE = 1.2  # managed deployments reserve ~20% extra cores for upgrades
+
+
+def poll_seconds() -> float:
+    return float(os.environ.get("FINETUNE_POLL_SECONDS", "10"))
+
+
+class AzureMLBackend:
+    def __init__(self, loaded: LoadedSpec, workspace: WorkspaceRef, options: ClientOptions | None = None,
+                 data_files: dict[str, str] | None = None) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.workspace = workspace.require()
+        self.options = options or ClientOptions()
+        self.data_files = dict(data_files or {})
+        self.target_identity = f"azureml:{workspace.identity}"
+        self._ws = None
+        self._registries: dict[str, Any] = {}
+        self.model: ModelInfo | None = None
+        self.component: Any = None
+        self.sizes: dict[str, Any] = {}
+
+    # ---- clients --------------------------------------------------------------------------------------------------
+    @property
+    def ws(self):
+        if self._ws is None:
+            ref = self.workspace
+            self._ws = make_workspace_client(ref.subscription_id, ref.resource_group, ref.workspace,
+                                             options=self.options)
+        return self._ws
+
+    def registry(self, name: str):
+        if name not in self._registries:
+            self._registries[name] = call(lambda: make_registry_client(name, options=self.options),
+                                          f"connect to registry {name}")
+        return self._registries[name]
+
+    def close(self) -> None:
+        self._ws = None
+        self._registries.clear()
+
+    def tags(self, resource: Resource, **extra: str) -> dict[str, str]:
+        return {FORMAT_TAGS["spec"]: self.spec.metadata.name, FORMAT_TAGS["address"]: resource.address,
+                FORMAT_TAGS["fingerprint"]: resource.fingerprint, **extra}
+
+    # ---- resolve --------------------------------------------------------------------------------------------------
+    def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
+        spec = self.spec
+        model, component = spec.model, spec.finetune.component
+
+        def get_model():
+            client = self.registry(model.registry) if model.registry else self.ws
+            if model.version:
+                return call(lambda: client.models.get(model.name, version=model.version),
+                            f"model {model.registry}/{model.name} version {model.version}")
+            return call(lambda: client.models.get(model.name, label=model.label or "latest"),
+                        f"model {model.registry}/{model.name} label {model.label or 'latest'}")
+
+        def get_component():
+            client = self.registry(component.registry)
+            if component.version:
+                return call(lambda: client.components.get(component.name, version=component.version),
+                            f"component {component.registry}/{component.name} {component.version}")
+            return call(lambda: client.components.get(component.name, label=component.label or "latest"),
+                        f"component {component.registry}/{component.name} label {component.label or 'latest'}")
+
+        def get_sizes():
+            return {s.name.lower(): s for s in call(lambda: list(self.ws.compute.list_sizes()), "list VM sizes")}
+
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="resolve") as pool:
+            futures = {"model": pool.submit(get_model), "component": pool.submit(get_component),
+                       "sizes": pool.submit(get_sizes)}
+            errors = []
+            results = {}
+            for key, future in futures.items():
+                try:
+                    results[key] = future.result()
+                except FinetuneError as exc:
+                    errors.extend(exc.diagnostics)
+        if errors:
+            raise FinetuneError(errors)
+        found = results["model"]
+        self.model = model_info(found.version, found.id, found.tags, found.properties)
+        self.component = results["component"]
+        self.sizes = results["sizes"]
+        gpus = None
+        if spec.compute is not None and spec.compute.sku.lower() in self.sizes:
+            gpus = int(self.sizes[spec.compute.sku.lower()].gpus or 0) or None
+        facts = replace(facts, model_version=self.model.version, model_id=self.model.id,
+                        model_defaults=self.model.defaults,
+                        model_defaults_origin=f"registry tags of {model.name} v{self.model.version}",
+                        component_version=str(self.component.version), gpus_per_node=gpus)
+        return facts, []
+
+    # ---- observe --------------------------------------------------------------------------------------------------
+    def observe(self, graph: Graph) -> dict[str, Observed | None]:
+        name = self.spec.metadata.name
+        readers = {"compute": obs.observe_compute, "data": obs.observe_data, "job": obs.observe_job,
+                   "model": obs.observe_model, "endpoint": obs.observe_endpoint,
+                   "deployment": obs.observe_deployment}
+        targets = [r for r in graph.resources.values() if r.kind in readers and not (
+            r.kind == "data" and r.address == "data.sample")]
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe") as pool:
+            futures = {r.address: pool.submit(readers[r.kind], self.ws, r, name) for r in targets}
+            observed: dict[str, Observed | None] = {a: f.result() for a, f in futures.items()}
+        for resource in graph.resources.values():
+            endpoint = observed.get(f"endpoint.{self.spec.endpoint.name}") if self.spec.endpoint else None
+            if resource.kind == "traffic":
+                observed[resource.address] = obs.observe_traffic(endpoint, resource)
+            elif resource.kind == "smoke_test":
+                observed[resource.address] = obs.observe_smoke_test(endpoint, resource)
+            elif resource.address == "data.sample":
+                observed[resource.address] = Observed(True, dict(resource.desired)) if resource.desired[
+                    "sha256"] != UNKNOWN else None
+        return observed
+
+    # ---- preflight ------------------------------------------------------------------------------------------------
+    def preflight(self, graph: Graph, observed: dict[str, Observed | None]) -> list[Diagnostic]:
+        spec, found = self.spec, Diagnostics()
+        compute = spec.compute
+        job = graph.resources["job.finetune"]
+        if compute is not None:
+            address = f"compute.{compute.name}"
+            size = self.sizes.get(compute.sku.lower())
+            if size is None:
+                found.error(f"{compute.sku} is not offered in this workspace's region", address=address,
+                            hint="pick a size that `az ml compute list-sizes` shows, or use a workspace in "
+                            "another region")
+            elif not size.gpus:
+                found.error(f"{compute.sku} has no GPUs in this region", address=address,
+                            hint="use a GPU size such as Standard_NC24ads_A100_v4")
+            allow = self.model.finetune_skus if self.model else None
+            if allow is not None and compute.sku.lower() not in {s.lower() for s in allow}:
+                found.error(f"{compute.sku} is not in {spec.model.name} v{self.model.version}'s fine-tune allow "
+                            "list", address="job.finetune", hint=f"use one of: {', '.join(allow)}")
+            elif allow is None:
+                found.warning(f"{spec.model.name} v{self.model.version} publishes no fine-tune allow list; "
+                              "checked against the offline catalog only", address="job.finetune")
+            current = observed.get(address)
+            if current is None or not current.exists:
+                self._quota(compute.sku, compute.max_instances, 1.0, address, found)
+        allow = self.model.inference_skus if self.model else None
+        for deployment in (spec.endpoint.deployments if spec.endpoint else []):
+            address = f"deployment.{spec.endpoint.name}/{deployment.name}"
+            if allow is not None and (deployment.sku or "").lower() not in {s.lower() for s in allow}:
+                found.error(f"{deployment.sku} is not in {spec.model.name} v{self.model.version}'s inference "
+                            "allow list", address=address, hint=f"use one of: {', '.join(allow)}")
+            sku = catalog.find_sku(deployment.sku or "")
+            reserve = 1.0 if sku and sku.skip_reservation else RESERVE
+            current = observed.get(address)
+            if current is None or not current.exists:
+                self._quota(deployment.sku or "", deployment.instance_count, reserve, address, found)
+        if spec.endpoint is not None:
+            address = f"endpoint.{spec.endpoint.name}"
+            current = observed.get(address)
+            if current is not None and current.exists and not current.managed:
+                found.error(f"endpoint name {graph.resources[address].name} is taken by an endpoint this spec does "
+                            "not manage", address=address, hint="set endpoint.unique_suffix: true or choose "
+                            "another name")
+        if self.component is not None:
+            inputs = set(self.component.inputs or {})
+            for name in spec.finetune.parameters:
+                if inputs and name not in inputs:
+                    found.error(f"parameter '{name}' is not an input of {spec.finetune.component.name} "
+                                f"{self.component.version}", address=job.address, hint="remove it")
+        return found.items
+
+    def _quota(self, sku_name: str, count: int, reserve: float, address: str, found: Diagnostics) -> None:
+        size = self.sizes.get(sku_name.lower())
+        sku = catalog.find_sku(sku_name)
+        vcpus = getattr(size, "v_cp_us", None) or (sku.vcpus if sku else None)
+        family = getattr(size, "family", None) or (sku.family if sku else None)
+        if not vcpus or not family:
+            return
+        need = int(vcpus * count * reserve + 0.999)
+        usage = self._usage().get(family.lower().replace(" ", ""))
+        if usage is None:
+            return
+        used, limit = usage
+        if used + need > limit:
+            found.error(f"{sku_name} x {count} needs {need} vCPUs of {family} quota; {limit - used} of {limit} are "
+                        "free", address=address, hint="request more quota for this VM family (Azure portal > "
+                        "Quotas), lower the instance count, or pick another SKU")
+
+    def _usage(self) -> dict[str, tuple[int, int]]:
+        if not hasattr(self, "_usage_cache"):
+            table = {}
+            for usage in call(lambda: list(self.ws.compute.list_usage()), "list quota usage"):
+                name = usage.name.get("value") if isinstance(usage.name, dict) else str(usage.name)
+                current = usage.current_value if usage.current_value is not None else getattr(usage,
+                                                                                              "currentValue", 0)
+                table[(name or "").lower().replace(" ", "")] = (int(current or 0), int(usage.limit or 0))
+            self._usage_cache = table
+        return self._usage_cache
+
+    # ---- apply ----------------------------------------------------------------------------------------------------
+    def apply(self, change: Change, ctx: StepContext) -> dict[str, Any]:
+        resource = ctx.graph.resources.get(change.address)
+        if change.action is Action.NOOP:
+            return self._outputs_of(change, ctx)
+        if change.action is Action.DELETE:
+            self.destroy(change.address, ctx.observed[change.address], ctx)
+            return {}
+        step = getattr(self, f"_apply_{resource.kind}")
+        return step(resource, change, ctx) or {}
+
+    def _outputs_of(self, change: Change, ctx: StepContext) -> dict[str, Any]:
+        current = ctx.observed.get(change.address)
+        if current is None:
+            return {}
+        return {**current.properties, **{k: v for k, v in current.details.items() if k in ("name", "id")}}
+
+    def _wait_lro(self, poller, ctx: StepContext, what: str) -> Any:
+        last = None
+        while not poller.done():
+            ctx.check_cancelled()
+            status = poller.status()
+            if status != last:
+                ctx.report(f"{what}: {status}")
+                last = status
+            poller.wait(timeout=min(poll_seconds(), 5))
+        return call(poller.result, what)
+
+    def _apply_compute(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from azure.ai.ml.entities import AmlCompute
+
+        d = resource.desired
+        if change.action is Action.REPLACE:
+            self.destroy(resource.address, ctx.observed[resource.address], ctx)
+        compute = AmlCompute(name=d["name"], size=d["size"], tier=d["tier"], min_instances=d["min_instances"],
+                             max_instances=d["max_instances"],
+                             idle_time_before_scale_down=d["idle_time_before_scale_down"], tags=self.tags(resource))
+        if change.action is Action.READ:
+            return self._wait_provisioned(lambda: self.ws.compute.get(d["name"]), ctx, f"compute {d['name']}")
+        poller = call(lambda: self.ws.compute.begin_create_or_update(compute), f"create compute {d['name']}")
+        ctx.record("submitted", {"compute": d["name"]})
+        result = self._wait_lro(poller, ctx, f"compute {d['name']}")
+        if result is not None and (result.provisioning_state or "").lower() == "failed":
+            raise FinetuneError(f"compute {d['name']} failed to provision", hint="check quota and the SKU's "
+                                "availability in the region")
+        return {"name": d["name"]}
+
+    def _wait_provisioned(self, get, ctx: StepContext, what: str) -> dict[str, Any]:
+        last = None
+        while True:
+            ctx.check_cancelled()
+            current = call(get, f"read {what}")
+            state = (current.provisioning_state or "").lower()
+            if state != last:
+                ctx.report(f"{what}: {current.provisioning_state}")
+                last = state
+            if state in PROVISIONING_DONE:
+                if state != "succeeded":
+                    raise FinetuneError(f"{what} ended {current.provisioning_state}")
+                return {"name": current.name}
+            time.sleep(min(poll_seconds(), 5))
+
+    def _apply_data(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Data
+
+        role = resource.address.split(".", 1)[1]
+        path = self.data_files.get(role)
+        if not path:
+            raise FinetuneError(f"prepared {role} data is missing", hint="run `finetune data prepare SPEC`")
+        d = resource.desired
+        asset = Data(name=d["name"], version=d["version"], path=path, type=AssetTypes.URI_FILE,
+                     description=f"{role} split prepared by finetune ({d['source']})",
+                     tags=self.tags(resource, **{"finetune.sha256": d["sha256"]}))
+        created = call(lambda: self.ws.data.create_or_update(asset), f"upload data {d['name']}:{d['version']}")
+        return {"name": created.name, "version": created.version}
+
+    def _apply_job(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        name = resource.desired["name"]
+        if change.action is not Action.READ:
+            existing = obs.observe_job(self.ws, resource, self.spec.metadata.name)
+            if existing is None or existing.status in JOB_DONE - {"Completed"}:
+                job = self._pipeline_job(resource, ctx)
+                # A failed run of the same fingerprint keeps its name; the retry gets a numbered one.
+                if existing is not None:
+                    job.name = f"{name}-r{int(time.time())}"
+                ctx.record("submitting", {"job": job.name})
+                submitted = call(lambda: self.ws.jobs.create_or_update(job, experiment_name=self.spec.experiment),
+                                 f"submit fine-tuning job {job.name}")
+                name = submitted.name
+                ctx.record("submitted", {"job": name, "studio_url": getattr(submitted, "studio_url", None)})
+        return self._wait_job(name, ctx)
+
+    def _wait_job(self, name: str, ctx: StepContext) -> dict[str, Any]:
+        last = None
+        while True:
+            ctx.check_cancelled()
+            job = call(lambda: self.ws.jobs.get(name), f"read job {name}")
+            metrics = obs.job_metrics(job)
+            shown = job.status + "".join(f", {k} {v:.4g}" for k, v in sorted(metrics.items()))
+            if shown != last:
+                ctx.report(f"job {name}: {shown}")
+                last = shown
+            if job.status == "Completed":
+                return {"name": name, "metrics": metrics}
+            if job.status in JOB_DONE:
+                error = (getattr(job, "properties", {}) or {}).get("azureml.error") or ""
+                raise FinetuneError(f"fine-tuning job {name} ended {job.status}{': ' + error if error else ''}",
+                                    hint=f"see the job's logs in Azure ML studio ({getattr(job, 'studio_url', '')}); "
+                                    "fix the cause, then apply again (a failed job is not reused)")
+            time.sleep(poll_seconds())
+
+    def _pipeline_job(self, resource: Resource, ctx: StepContext):
+        from azure.ai.ml import Input
+        from azure.ai.ml.dsl import pipeline
+
+        spec = self.spec
+        d = resource.desired
+        params = {k: v for k, v in d["parameters"].items()}
+        cluster = spec.compute.name
+        inputs = {}
+        for role in ("train", "validation", "test"):
+            if role in d["data"]:
+                asset = ctx.graph.resources[f"data.{role}"].desired
+                inputs[f"{role}_file_path"] = Input(type="uri_file", path=f"azureml:{asset['name']}:{asset['version']}")
+        component = self.component
+
+        @pipeline(name=d["display_name"], description=f"finetune {spec.metadata.name}")
+        def finetune_pipeline():
+            node = component(mlflow_model_path=self.model.id, compute_model_import=cluster,
+                             compute_preprocess=cluster, compute_finetune=cluster, compute_model_evaluation=cluster,
+                             **inputs, **params)
+            return {"trained_model": node.outputs.mlflow_model_folder}
+
+        job = finetune_pipeline()
+        job.name = d["name"]
+        job.display_name = d["display_name"]
+        job.experiment_name = spec.experiment
+        job.tags = self.tags(resource)
+        job.settings.force_rerun = d["force_rerun"]
+        job.settings.continue_on_step_failure = d["continue_on_step_failure"]
+        return job
+
+    def _apply_model(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Model
+
+        job = ctx.outputs.get("job.finetune", {}).get("name") or resource.desired["job"]
+        version = resource.desired["version"]
+        if version == UNKNOWN:
+            version = self._next_model_version(resource.name)
+        model = Model(path=f"azureml://jobs/{job}/outputs/trained_model", type=AssetTypes.MLFLOW_MODEL,
+                      name=resource.name, version=version, description=resource.desired.get("description"),
+                      tags=self.tags(resource, **{"finetune.job": job}))
+        created = call(lambda: self.ws.models.create_or_update(model), f"register model {resource.name}:{version}")
+        return {"name": created.name, "version": created.version, "id": created.id}
+
+    def _next_model_version(self, name: str) -> str:
+        try:
+            versions = call(lambda: [m.version for m in self.ws.models.list(name=name)], f"list model {name}")
+        except FinetuneError as exc:
+            if obs.is_not_found(exc.__cause__ or exc):
+                return "1"
+            raise
+        numbers = [int(v) for v in versions if str(v).isdigit()]
+        return str(max(numbers, default=0) + 1)
+
+    def _apply_endpoint(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from azure.ai.ml.entities import ManagedOnlineEndpoint
+
+        d = resource.desired
+        if change.action is Action.READ:
+            return self._wait_provisioned(lambda: self.ws.online_endpoints.get(d["name"]), ctx, f"endpoint "
+                                          f"{d['name']}")
+        if change.action is Action.REPLACE:
+            self.destroy(resource.address, ctx.observed[resource.address], ctx)
+        current = ctx.observed.get(resource.address)
+        tags = {**(current.details.get("tags", {}) if current else {}), **self.tags(resource)}
+        endpoint = ManagedOnlineEndpoint(name=d["name"], auth_mode=d["auth_mode"], description=d["description"],
+                                         tags=tags)
+        if current is not None and current.exists:
+            endpoint.traffic = current.details.get("traffic") or {}
+        poller = call(lambda: self.ws.online_endpoints.begin_create_or_update(endpoint), f"create endpoint "
+                      f"{d['name']}")
+        ctx.record("submitted", {"endpoint": d["name"]})
+        self._wait_lro(poller, ctx, f"endpoint {d['name']}")
+        return {"name": d["name"]}
+
+    def _apply_deployment(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from azure.ai.ml.entities import ManagedOnlineDeployment, OnlineRequestSettings, ProbeSettings
+
+        d = resource.desired
+        model_out = next((o for a, o in ctx.outputs.items() if a.startswith("model.")), {})
+        version = model_out.get("version")
+        model_name = d["model"].split("@")[0]
+        if not version:
+            raise FinetuneError(f"no registered version of {model_name} to deploy")
+        probe = d["liveness_probe"]
+        deployment = ManagedOnlineDeployment(
+            name=d["name"], endpoint_name=d["endpoint"], model=f"azureml:{model_name}:{version}",
+            instance_type=d["sku"], instance_count=d["instance_count"],
+            liveness_probe=ProbeSettings(**probe),
+            request_settings=OnlineRequestSettings(request_timeout_ms=d["request_timeout_ms"],
+                                                   max_concurrent_requests_per_instance=d[
+                                                       "max_concurrent_requests_per_instance"]),
+            tags=self.tags(resource))
+        if change.action is Action.READ:
+            return self._wait_provisioned(lambda: self.ws.online_deployments.get(d["name"], endpoint_name=d[
+                "endpoint"]), ctx, f"deployment {d['endpoint']}/{d['name']}")
+        poller = call(lambda: self.ws.online_deployments.begin_create_or_update(deployment),
+                      f"deploy {d['endpoint']}/{d['name']}")
+        ctx.record("submitted", {"deployment": f"{d['endpoint']}/{d['name']}"})
+        try:
+            self._wait_lro(poller, ctx, f"deployment {d['name']}")
+        except FinetuneError as exc:
+            logs = self._logs(d)
+            first = exc.diagnostics[0]
+            raise FinetuneError(first.message, hint=(f"last log lines: {logs}; " if logs else "") +
+                                "check liveness_probe.initial_delay (large models load slowly) and the "
+                                "instance type") from exc
+        return {"name": d["name"], "model": f"{model_name}@{version}"}
+
+    def _logs(self, d: dict[str, Any]) -> str:
+        try:
+            text = self.ws.online_deployments.get_logs(d["name"], d["endpoint"], lines=5)
+        except Exception:  # noqa: BLE001 - logs are a diagnosis aid; never mask the real failure
+            return ""
+        return " | ".join(line.strip() for line in str(text).splitlines()[-5:] if line.strip())
+
+    def _apply_traffic(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        name = resource.desired["endpoint"]
+        endpoint = call(lambda: self.ws.online_endpoints.get(name), f"read endpoint {name}")
+        endpoint.traffic = dict(resource.desired["traffic"])
+        poller = call(lambda: self.ws.online_endpoints.begin_create_or_update(endpoint), f"route traffic on {name}")
+        self._wait_lro(poller, ctx, f"traffic {name}")
+        return {"traffic": dict(resource.desired["traffic"])}
+
+    def _apply_smoke_test(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        d = resource.desired
+        sample = self.data_files.get("sample") or self.data_files.get("test")
+        answer = self.invoke(d["endpoint"], d["deployment"], sample, d["row"], d["seed"], d["parameters"])
+        endpoint = call(lambda: self.ws.online_endpoints.get(d["endpoint"]), f"read endpoint {d['endpoint']}")
+        endpoint.tags = {**(endpoint.tags or {}), obs.SMOKE_TAG: resource.fingerprint}
+        poller = call(lambda: self.ws.online_endpoints.begin_create_or_update(endpoint), "record smoke test")
+        self._wait_lro(poller, ctx, "record smoke test")
+        ctx.report(f"answer: {answer[:200]}")
+        return {"answer": answer}
+
+    def invoke(self, endpoint: str, deployment: str | None, sample_file: str | None, row: int | str, seed: int,
+               parameters: dict[str, Any], messages: list[dict[str, str]] | None = None) -> str:
+        request = build_request(sample_file, row, seed, parameters, messages)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "request.json"
+            path.write_text(json.dumps(request))
+            raw = call(lambda: self.ws.online_endpoints.invoke(endpoint_name=endpoint, deployment_name=deployment,
+                                                               request_file=str(path)),
+                       f"invoke {endpoint}" + (f"/{deployment}" if deployment else ""))
+        return parse_response(raw)
+
+    # ---- destroy --------------------------------------------------------------------------------------------------
+    def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
+        kind, _, rest = address.partition(".")
+        resource = ctx.graph.resources[address]
+        if kind == "endpoint":
+            poller = call(lambda: self.ws.online_endpoints.begin_delete(name=resource.name),
+                          f"delete endpoint {resource.name}")
+            ctx.record("deleting", {"endpoint": resource.name})
+            self._wait_lro(poller, ctx, f"delete endpoint {resource.name}")
+        elif kind == "deployment":
+            d = resource.desired
+            poller = call(lambda: self.ws.online_deployments.begin_delete(name=d["name"], endpoint_name=d[
+                "endpoint"]), f"delete deployment {d['endpoint']}/{d['name']}")
+            self._wait_lro(poller, ctx, f"delete deployment {d['name']}")
+        elif kind == "compute":
+            poller = call(lambda: self.ws.compute.begin_delete(resource.name), f"delete compute {resource.name}")
+            ctx.record("deleting", {"compute": resource.name})
+            self._wait_lro(poller, ctx, f"delete compute {resource.name}")
+        elif kind == "model":
+            version = observed.properties["version"]
+            call(lambda: self.ws.models.archive(name=resource.name, version=version),
+                 f"archive model {resource.name}:{version}")
+        elif kind == "data":
+            version = observed.properties["version"]
+            call(lambda: self.ws.data.archive(name=resource.name, version=version),
+                 f"archive data {resource.name}:{version}")
+

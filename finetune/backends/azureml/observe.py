@@ -1,0 +1,149 @@
+"""Read what the workspace holds for each resource, in the shape of the graph's `desired` dicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finetune.backends.azureml.errors import call, is_not_found
+from finetune.graph import FORMAT_TAGS, Resource
+from finetune.plan.model import Observed
+
+SMOKE_TAG = "finetune.smoke_test"
+
+
+def _get_or_none(fn, what: str):
+    try:
+        return call(fn, what)
+    except Exception as exc:  # FinetuneError wraps the SDK error as __cause__
+        cause = exc.__cause__ or exc
+        if is_not_found(cause):
+            return None
+        raise
+
+
+def managed_by(tags: dict[str, Any] | None, spec_name: str) -> bool:
+    return (tags or {}).get(FORMAT_TAGS["spec"]) == spec_name
+
+
+def tier_name(value: str | None) -> str:
+    text = (value or "dedicated").replace("_", "").lower()
+    return "low_priority" if text.startswith("low") else "dedicated"
+
+
+def observe_compute(ws, resource: Resource, spec_name: str) -> Observed | None:
+    compute = _get_or_none(lambda: ws.compute.get(resource.name), f"read compute {resource.name}")
+    if compute is None:
+        return None
+    props = {"name": compute.name, "size": compute.size, "tier": tier_name(getattr(compute, "tier", None)),
+             "min_instances": compute.min_instances, "max_instances": compute.max_instances,
+             "idle_time_before_scale_down": compute.idle_time_before_scale_down}
+    return Observed(True, props, status=compute.provisioning_state, managed=managed_by(compute.tags, spec_name))
+
+
+def observe_data(ws, resource: Resource, spec_name: str) -> Observed | None:
+    version = resource.desired["version"]
+    data = _get_or_none(lambda: ws.data.get(resource.name, version=version), f"read data {resource.name}:{version}")
+    if data is None:
+        return None
+    tags = data.tags or {}
+    props = {"name": data.name, "version": data.version, "sha256": tags.get("finetune.sha256", resource.desired[
+        "sha256"]), "type": "uri_file"}
+    return Observed(True, props, managed=managed_by(tags, spec_name), details={"path": data.path})
+
+
+def observe_job(ws, resource: Resource, spec_name: str) -> Observed | None:
+    name = resource.desired["name"]
+    job = _get_or_none(lambda: ws.jobs.get(name), f"read job {name}")
+    if job is None:
+        return None
+    return Observed(True, {"name": job.name}, status=job.status, managed=managed_by(job.tags, spec_name),
+                    details={"name": job.name, "studio_url": getattr(job, "studio_url", None),
+                             "metrics": job_metrics(job)})
+
+
+def job_metrics(job) -> dict[str, float]:
+    """Latest metrics the service reports on the job (`*.metrics.<name>` properties), as numbers."""
+    metrics = {}
+    for key, value in (job.properties or {}).items():
+        if ".metrics." in key:
+            try:
+                metrics[key.rsplit(".metrics.", 1)[1]] = float(value)
+            except (TypeError, ValueError):
+                continue
+    return metrics
+
+
+def observe_model(ws, resource: Resource, spec_name: str) -> Observed | None:
+    """The model version registered from this resource's training run (matched by the fingerprint tag)."""
+    if resource.fingerprint == "(known after apply)":
+        return None
+    try:
+        versions = call(lambda: list(ws.models.list(name=resource.name)), f"list model {resource.name}")
+    except Exception as exc:
+        if is_not_found(exc.__cause__ or exc):
+            return None
+        raise
+    for model in versions:
+        tags = model.tags or {}
+        if tags.get(FORMAT_TAGS["fingerprint"]) == resource.fingerprint:
+            props = {"name": model.name, "version": model.version, "description": model.description,
+                     "job": tags.get("finetune.job"), "type": "mlflow_model"}
+            return Observed(True, props, managed=managed_by(tags, spec_name), details={"id": model.id})
+    return None
+
+
+def observe_endpoint(ws, resource: Resource, spec_name: str) -> Observed | None:
+    endpoint = _get_or_none(lambda: ws.online_endpoints.get(resource.name), f"read endpoint {resource.name}")
+    if endpoint is None:
+        return None
+    props = {"name": endpoint.name, "auth_mode": endpoint.auth_mode, "description": endpoint.description}
+    return Observed(True, props, status=endpoint.provisioning_state, managed=managed_by(endpoint.tags, spec_name),
+                    details={"scoring_uri": endpoint.scoring_uri, "traffic": dict(endpoint.traffic or {}),
+                             "tags": dict(endpoint.tags or {})})
+
+
+def model_ref(model_id: str | None) -> str | None:
+    """'azureml:name:version' or an ARM/azureml id -> 'name@version'."""
+    if not model_id:
+        return None
+    if model_id.startswith("azureml:") and model_id.count(":") == 2:
+        _, name, version = model_id.split(":")
+        return f"{name}@{version}"
+    parts = model_id.rstrip("/").split("/")
+    if "models" in parts and "versions" in parts:
+        return f"{parts[parts.index('models') + 1]}@{parts[parts.index('versions') + 1]}"
+    return model_id
+
+
+def observe_deployment(ws, resource: Resource, spec_name: str) -> Observed | None:
+    endpoint = resource.desired["endpoint"]
+    deployment = _get_or_none(lambda: ws.online_deployments.get(resource.name, endpoint_name=endpoint),
+                              f"read deployment {endpoint}/{resource.name}")
+    if deployment is None:
+        return None
+    probe = deployment.liveness_probe
+    settings = deployment.request_settings
+    props = {
+        "name": deployment.name, "endpoint": endpoint, "sku": deployment.instance_type,
+        "instance_count": deployment.instance_count, "model": model_ref(deployment.model),
+        "liveness_probe": {"initial_delay": probe.initial_delay, "period": probe.period, "timeout": probe.timeout,
+                           "failure_threshold": probe.failure_threshold,
+                           "success_threshold": probe.success_threshold} if probe else None,
+        "request_timeout_ms": settings.request_timeout_ms if settings else None,
+        "max_concurrent_requests_per_instance": settings.max_concurrent_requests_per_instance if settings else None,
+    }
+    return Observed(True, {k: v for k, v in props.items() if v is not None}, status=deployment.provisioning_state,
+                    managed=managed_by(deployment.tags, spec_name))
+
+
+def observe_traffic(endpoint: Observed | None, resource: Resource) -> Observed | None:
+    if endpoint is None or not endpoint.exists:
+        return None
+    traffic = {k: v for k, v in endpoint.details.get("traffic", {}).items() if v}
+    return Observed(True, {"endpoint": resource.desired["endpoint"], "traffic": traffic})
+
+
+def observe_smoke_test(endpoint: Observed | None, resource: Resource) -> Observed | None:
+    if endpoint is None or endpoint.details.get("tags", {}).get(SMOKE_TAG) != resource.fingerprint:
+        return None
+    return Observed(True, {"endpoint": resource.desired["endpoint"]})

@@ -1,0 +1,56 @@
+"""The spec's `data:` section as a data-layer PrepareRequest, and where prepared data lives for a spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from finetune.data import HubSource, LocalSource, PrepareRequest, PrepareResult, ProbeResult, ProgressEvent
+from finetune.spec.load import LoadedSpec
+from finetune.spec.models import HubSource as SpecHubSource
+
+
+def state_dir(loaded: LoadedSpec) -> Path:
+    """The project's state folder (data cache, journal, lock, local runs), relative to the spec file."""
+    return (loaded.base_dir / loaded.spec.target.local.state_dir).resolve()
+
+
+def data_cache_dir(loaded: LoadedSpec) -> Path:
+    return state_dir(loaded) / "data-cache"
+
+
+def prepare_request(loaded: LoadedSpec) -> PrepareRequest:
+    data = loaded.spec.data
+    if isinstance(data.source, SpecHubSource):
+        source: HubSource | LocalSource = HubSource(data.source.hf, data.source.revision, data.source.config)
+    elif data.source.path is not None:
+        source = LocalSource(path=str((loaded.base_dir / data.source.path).resolve()), format=data.source.format)
+    else:
+        files = {split: tuple(str((loaded.base_dir / f).resolve()) for f in ([paths] if isinstance(paths, str)
+                                                                               else paths))
+                 for split, paths in (data.source.files or {}).items()}
+        source = LocalSource(files=files, format=data.source.format)
+    splits = {role: split for role, split in data.splits.model_dump().items() if split}
+    if isinstance(data.split_percentage, float | int):
+        percentage: float | dict[str, float] = float(data.split_percentage)
+    else:
+        percentage = {role: pct for role, pct in data.split_percentage.model_dump().items() if pct is not None}
+    return PrepareRequest(source=source, splits=splits, percentage=percentage, sampling=data.sampling.method,
+                          seed=data.sampling.seed, max_rows=data.max_rows,
+                          validation_from_train=data.validation_from_train, invalid_row_policy=data.invalid_rows)
+
+
+def probe_data(loaded: LoadedSpec) -> ProbeResult:
+    from finetune.data import probe
+
+    return probe(prepare_request(loaded), data_cache_dir(loaded))
+
+
+def prepare_data(loaded: LoadedSpec, progress=None) -> PrepareResult:
+    """Prepare (or reuse from the cache) the spec's data; files stay in the cache entry."""
+    from finetune.data import prepare
+
+    def forward(event: ProgressEvent) -> None:
+        if progress is not None:
+            progress(event)
+
+    return prepare(prepare_request(loaded), None, data_cache_dir(loaded), progress=forward)

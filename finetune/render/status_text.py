@@ -1,0 +1,38 @@
+"""The human view of `finetune status`, from the same dict as `--json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Line = tuple[str, str | None]
+
+
+def render_status(report: dict[str, Any]) -> list[Line]:
+    target = report["target"]
+    lines: list[Line] = [(f"finetune status: {report['spec']} -> {target.get('workspace') or target['kind']}",
+                          "bold"), ("", None)]
+    for entry in report["resources"]:
+        if not entry["exists"]:
+            lines.append((f"  - {entry['address']}: absent", "dim"))
+            continue
+        state = f" [{entry['status']}]" if entry.get("status") else ""
+        sync = "" if entry.get("in_sync", True) else "  (differs from the spec: run plan)"
+        lines.append((f"  * {entry['address']}{state}{sync}", "green" if entry.get("in_sync", True) else "yellow"))
+        details = entry.get("details") or {}
+        for key in ("name", "url", "scoring_uri", "pid", "health"):
+            if details.get(key):
+                lines.append((f"      {key}: {details[key]}", None))
+        for name, value in (details.get("metrics") or {}).items():
+            lines.append((f"      {name}: {value:.4g}" if isinstance(value, float) else f"      {name}: {value}", None))
+        if entry.get("usd_per_hour"):
+            lines.append((f"      cost: ${entry['usd_per_hour']:,.2f}/hour", None))
+    for line in report.get("loss_plot", []) or []:
+        lines.append((line, None))
+    if report.get("loss_png"):
+        lines.append((f"  loss curve: {report['loss_png']}", None))
+    burn = report.get("burn", {})
+    if burn.get("usd_per_hour"):
+        lines.append(("", None))
+        lines.append((f"Running cost: ${burn['usd_per_hour']:,.2f}/hour = ${burn['usd_per_day']:,.2f}/day until "
+                      "`finetune destroy`", "bold"))
+    return lines
