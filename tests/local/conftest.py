@@ -44,7 +44,7 @@ def tracking_uri(state_dir: Path) -> str:
 def make_config(chat_files: dict[str, Path], output_dir: Path, tracking_uri: str | None = None, **overrides):
     from finetune.backends.local.config import LocalTrainConfig
 
-    params = {"num_train_epochs": 3, "per_device_train_batch_size": 4, "learning_rate": 3e-3, "lora_r": 16,
+    params = {"num_train_epochs": 2, "per_device_train_batch_size": 4, "learning_rate": 3e-3, "lora_r": 16,
               "lora_alpha": 32, "max_seq_length": 256, "seed": 1, "logging_steps": 1}
     params.update(overrides.pop("parameters", {}))
     return LocalTrainConfig(

@@ -24,7 +24,7 @@ def test_register_find_and_delete(trained_job, tracking_uri):
     assert (path / "config.json").exists() and str(path).startswith(str(Path(tracking_uri[10:]).parent))
 
     assert registry.delete_model_versions(tracking_uri, name, tags={"finetune.fingerprint": "fp1"}) == ["1"]
-    assert [v.version for v in registry.list_model_versions(tracking_uri, name)] == ["2"]
+    assert [str(v.version) for v in registry.list_model_versions(tracking_uri, name)] == ["2"]
     assert registry.delete_model_versions(tracking_uri, name) == ["2"]
     assert registry.list_model_versions(tracking_uri, name) == []
     assert registry.delete_model_versions(tracking_uri, name) == []  # idempotent
