@@ -15,6 +15,13 @@ from finetune.backends.local.proc import write_json_atomic
 from finetune.backends.local.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 from finetune.backends.local.trainjob import StatusWriter, paths
 
+_T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Timeline lines in train.log: where a job's seconds go (imports, data, training, saving)."""
+    print(f"[{time.monotonic() - _T0:7.2f}s] {message}", flush=True)
+
 
 def pick_device() -> str:
     import torch
@@ -162,6 +169,7 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
+    log("training process started")
     p = paths(config.output_dir)
     prm = config.parameters
     device = pick_device()
@@ -176,6 +184,7 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
         raise ValueError(f"{config.train_file}: no trainable rows (no assistant turns within max_seq_length)")
     if prm["apply_lora"] == "true":
         model = apply_lora(model, prm)
+    log(f"model and data ready: {config.model.describe()[:80]}, {len(train_rows)} train rows, device {device}")
 
     args, precision = training_arguments(config, device, bool(eval_rows))
     status.update(force=True, device=device, precision=precision, train_rows=len(train_rows),
@@ -202,19 +211,22 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
         resumed_from = None
         if last:
             resumed_from = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
-            print(f"resuming from {last} (step {resumed_from})", flush=True)
+            log(f"resuming from {last} (step {resumed_from})")
             status.update(force=True, resumed_from_step=resumed_from, step=resumed_from)
         started = time.perf_counter()
         result = trainer.train(resume_from_checkpoint=last)
         seconds = time.perf_counter() - started
         tokens = int(trainer.tokens)
+        log(f"trained {trainer.state.global_step} steps, {tokens} tokens in {seconds:.1f}s")
         model_dir = save_merged(trainer.model, tokenizer, p["model"], {
             "training_hash": config.training_hash(), "model_source": config.model.describe(),
             "global_step": trainer.state.global_step, "metrics": result.metrics})
+        log(f"saved {model_dir}")
         if logger is not None:
             logger.log_metrics({"train_tokens_per_second": tokens / seconds if seconds else 0.0},
                                step=trainer.state.global_step)
             logger.end("FINISHED")
+        log("done")
     except BaseException as exc:
         if logger is not None:
             try:
