@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from finetune.data import HubSource, LocalSource, PrepareRequest, PrepareResult, ProbeResult, ProgressEvent
+from finetune.errors import FinetuneError
 from finetune.spec.load import LoadedSpec
 from finetune.spec.models import HubSource as SpecHubSource
 
@@ -39,18 +40,30 @@ def prepare_request(loaded: LoadedSpec) -> PrepareRequest:
                           validation_from_train=data.validation_from_train, invalid_row_policy=data.invalid_rows)
 
 
+def _request(loaded: LoadedSpec) -> PrepareRequest:
+    from finetune.data import DataError
+
+    try:
+        return prepare_request(loaded)
+    except DataError as exc:  # the data layer's own errors become the product's, with location and fix
+        raise FinetuneError(str(exc)) from None
+
+
 def probe_data(loaded: LoadedSpec) -> ProbeResult:
     from finetune.data import probe
 
-    return probe(prepare_request(loaded), data_cache_dir(loaded))
+    return probe(_request(loaded), data_cache_dir(loaded))
 
 
 def prepare_data(loaded: LoadedSpec, progress=None) -> PrepareResult:
     """Prepare (or reuse from the cache) the spec's data; files stay in the cache entry."""
-    from finetune.data import prepare
+    from finetune.data import DataError, prepare
 
     def forward(event: ProgressEvent) -> None:
         if progress is not None:
             progress(event)
 
-    return prepare(prepare_request(loaded), None, data_cache_dir(loaded), progress=forward)
+    try:
+        return prepare(_request(loaded), None, data_cache_dir(loaded), progress=forward)
+    except DataError as exc:
+        raise FinetuneError(str(exc)) from None

@@ -243,7 +243,9 @@ def _parameters(spec: Spec, facts: ResolvedFacts) -> ParameterResolution | None:
         derived["num_nodes_finetune"] = spec.finetune.num_nodes
         explicit.pop("number_of_gpu_to_use_finetuning", None)
     defaults = facts.model_defaults or {}
-    return resolve_parameters(schema, explicit, defaults, spec.finetune.model_defaults, derived)
+    # The local trainer has defaults of its own; the component's would mislead there.
+    return resolve_parameters(schema, explicit, defaults, spec.finetune.model_defaults, derived,
+                              show_component_defaults=spec.target.kind is TargetKind.AZUREML)
 
 
 def _display_name(spec: Spec, params: dict[str, Any]) -> str:

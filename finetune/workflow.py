@@ -61,8 +61,8 @@ def open_backend(loaded: LoadedSpec, *, emulate: bool = False) -> Iterator[Backe
         finally:
             backend.close()
         return
-    with _emulated(loaded) as (workspace, options):
-        backend = AzureMLBackend(loaded, workspace, options)
+    with _emulated(loaded) as workspace:
+        backend = AzureMLBackend(loaded, workspace)
         try:
             yield backend
         finally:
@@ -72,7 +72,7 @@ def open_backend(loaded: LoadedSpec, *, emulate: bool = False) -> Iterator[Backe
 @contextlib.contextmanager
 def _emulated(loaded: LoadedSpec):
     """A persistent in-process emulator under the state folder, so plan/apply/status/destroy share one workspace."""
-    from finetune.backends.azureml.client import ClientOptions
+    from finetune.backends.azureml.client import ClientOptions, default_options
     from finetune.testing import AzureMLEmulator
     from finetune.workspace import WorkspaceRef
 
@@ -83,7 +83,9 @@ def _emulated(loaded: LoadedSpec):
     try:
         with AzureMLEmulator(state_dir=folder, acceleration=acceleration) as emu:
             workspace = WorkspaceRef(emu.subscription_id, emu.resource_group, emu.workspace_name, "emulator")
-            yield workspace, ClientOptions(credential=emu.credential, transport=emu.transport, polling_interval=0.01)
+            with default_options(ClientOptions(credential=emu.credential, transport=emu.transport,
+                                               polling_interval=0.01)):
+                yield workspace
     finally:
         if previous is None:
             os.environ.pop("FINETUNE_POLL_SECONDS", None)

@@ -120,7 +120,8 @@ class ParameterResolution:
 
 
 def resolve_parameters(schema: ComponentSchema, spec_params: dict[str, Any], model_defaults: dict[str, Any],
-                       policy: str, derived: dict[str, Any]) -> ParameterResolution:
+                       policy: str, derived: dict[str, Any], *, show_component_defaults: bool = True
+                       ) -> ParameterResolution:
     """Merge component defaults < model defaults < spec values (policy `under`), and record where each came from.
 
     `over` reproduces the notebook (model defaults win over the spec); `ignore` drops the model defaults.
@@ -129,7 +130,7 @@ def resolve_parameters(schema: ComponentSchema, spec_params: dict[str, Any], mod
     """
     params: dict[str, EffectiveParameter] = {}
     dropped: dict[str, str] = {}
-    for name in KEY_PARAMETERS:
+    for name in KEY_PARAMETERS if show_component_defaults else ():
         if name in schema.inputs and schema.inputs[name].default is not None:
             params[name] = EffectiveParameter(name, normalize(schema.inputs[name], schema.inputs[name].default),
                                               "component default")

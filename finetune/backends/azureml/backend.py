@@ -36,6 +36,15 @@ def poll_seconds() -> float:
     return float(os.environ.get("FINETUNE_POLL_SECONDS", "10"))
 
 
+def quiet_sdk_logs() -> None:
+    """The SDK logs experimental-class notices and progress at WARNING/INFO; keep them out of the user's output."""
+    import logging
+
+    if not os.environ.get("FINETUNE_DEBUG"):
+        for name in ("azure", "azure.ai.ml", "azure.core", "azure.identity"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 class AzureMLBackend:
     def __init__(self, loaded: LoadedSpec, workspace: WorkspaceRef, options: ClientOptions | None = None,
                  data_files: dict[str, str] | None = None) -> None:
@@ -50,6 +59,7 @@ class AzureMLBackend:
         self.model: ModelInfo | None = None
         self.component: Any = None
         self.sizes: dict[str, Any] = {}
+        quiet_sdk_logs()
 
     # ---- clients --------------------------------------------------------------------------------------------------
     @property

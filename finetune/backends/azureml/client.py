@@ -34,6 +34,22 @@ class ClientOptions:
     polling_interval: float | None = None
 
 
+_defaults: list[ClientOptions] = []
+
+
+@contextmanager
+def default_options(options: ClientOptions) -> Iterator[None]:
+    """Use `options` for every client built inside the block that is not given options of its own.
+
+    The seam for in-process rehearsals and tests: a transport (and credential) for a whole CLI invocation.
+    """
+    _defaults.append(options)
+    try:
+        yield
+    finally:
+        _defaults.remove(options)
+
+
 def default_credential() -> Any:
     from azure.identity import DefaultAzureCredential
 
@@ -56,9 +72,10 @@ def _sdk_env_isolated() -> Iterator[None]:
 
 def _resolve(options: ClientOptions | None, credential: Any, transport: Any, polling_interval: float | None
              ) -> tuple[Any, dict[str, Any]]:
-    opts = options or ClientOptions()
+    opts = options or (_defaults[-1] if _defaults else ClientOptions())
     cred = credential or opts.credential or default_credential()
-    kwargs: dict[str, Any] = {"enable_telemetry": False}
+    # No SDK progress bars or "Check: ..." chatter: finetune reports progress itself.
+    kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False}
     chosen_transport = transport or opts.transport
     if chosen_transport is not None:
         kwargs["transport"] = chosen_transport

@@ -59,6 +59,7 @@ def new_state(
         "datastores": {},
         "jobs": {},
         "models": {},
+        "data": {},
         "endpoints": {},
         "operations": {},
         "blobs": {},

@@ -1,4 +1,8 @@
-"""Workspace models: containers and versions (list with $orderBy/$top, tags), registration from job outputs."""
+"""Workspace models and data assets: containers and versions (list with $orderBy/$top, tags), archive;
+models registered from job outputs.
+
+The two asset kinds share REST shapes, so one set of handlers serves both (`kind` is the URL segment).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ if TYPE_CHECKING:
 MLS = "Microsoft.MachineLearningServices"
 
 
-def _not_found(name: str) -> ArmError:
-    return ArmError(404, "UserError", "The specified resource was not found.", detail_code="ModelNotFound",
-                    detail_message=f"Model container with name: {name} not found.")
+ASSET_KINDS = {"models": "Model", "data": "Data"}
+
+
+def _not_found(name: str, label: str = "Model") -> ArmError:
+    return ArmError(404, "UserError", "The specified resource was not found.", detail_code=f"{label}NotFound",
+                    detail_message=f"{label} container with name: {name} not found.")
 
 
 def _check_model_uri(svc, uri: str) -> None:
@@ -48,25 +55,33 @@ def _matches_tags(body: dict[str, Any], tag_filter: str) -> bool:
 
 
 def register(router: Router) -> None:
-    @router.add("GET", WS + "/models", "models.list")
+    for kind, label in ASSET_KINDS.items():
+        _register_kind(router, kind, label)
+
+
+def _register_kind(router: Router, kind: str, label: str) -> None:
+    def assets(svc) -> dict[str, Any]:
+        return svc.state.setdefault(kind, {})  # older persisted states have no data assets yet
+
+    @router.add("GET", WS + f"/{kind}", f"{kind}.list")
     def list_containers(svc, req, sub, rg, ws):
         check_workspace(svc, sub, rg, ws)
-        return ok({"value": [_container(svc, n, e) for n, e in svc.state["models"].items()]})
+        return ok({"value": [_container(svc, n, e, kind) for n, e in assets(svc).items()]})
 
-    @router.add("GET", WS + "/models/{name}", "models.get")
+    @router.add("GET", WS + f"/{kind}/{{name}}", f"{kind}.get")
     def get_container(svc, req, sub, rg, ws, name):
         check_workspace(svc, sub, rg, ws)
-        entry = svc.state["models"].get(name)
+        entry = assets(svc).get(name)
         if entry is None:
-            raise _not_found(name)
-        return ok(_container(svc, name, entry))
+            raise _not_found(name, label)
+        return ok(_container(svc, name, entry, kind))
 
-    @router.add("GET", WS + "/models/{name}/versions", "models.listVersions")
+    @router.add("GET", WS + f"/{kind}/{{name}}/versions", f"{kind}.listVersions")
     def list_versions(svc, req, sub, rg, ws, name):
         check_workspace(svc, sub, rg, ws)
-        entry = svc.state["models"].get(name)
+        entry = assets(svc).get(name)
         if entry is None:
-            raise _not_found(name)
+            raise _not_found(name, label)
         items = [copy.deepcopy(v) for v in entry["versions"].values()]
         q = req.query
         if q.get("version"):
@@ -78,63 +93,64 @@ def register(router: Router) -> None:
         items = order_by_created(items, q)
         return ok(paged(items, q))
 
-    @router.add("GET", WS + "/models/{name}/versions/{version}", "models.getVersion")
+    @router.add("GET", WS + f"/{kind}/{{name}}/versions/{{version}}", f"{kind}.getVersion")
     def get_version(svc, req, sub, rg, ws, name, version):
         check_workspace(svc, sub, rg, ws)
-        entry = svc.state["models"].get(name)
+        entry = assets(svc).get(name)
         if entry is None or version not in entry["versions"]:
-            raise ArmError(404, "UserError", "The specified resource was not found.", detail_code="ModelNotFound",
-                           detail_message=f"Model {name}:{version} not found.")
+            raise ArmError(404, "UserError", "The specified resource was not found.", detail_code=f"{label}NotFound",
+                           detail_message=f"{label} {name}:{version} not found.")
         return ok(copy.deepcopy(entry["versions"][version]))
 
-    @router.add("PUT", WS + "/models/{name}/versions/{version}", "models.createVersion")
+    @router.add("PUT", WS + f"/{kind}/{{name}}/versions/{{version}}", f"{kind}.createVersion")
     def put_version(svc, req, sub, rg, ws, name, version):
         check_workspace(svc, sub, rg, ws)
         body = require_body(req)
         props = copy.deepcopy(body.get("properties") or {})
-        entry = svc.state["models"].setdefault(name, {"versions": {}, "created": svc.clock.now()})
+        entry = assets(svc).setdefault(name, {"versions": {}, "created": svc.clock.now()})
         existing = entry["versions"].get(version)
         now = svc.clock.now()
         if existing is not None:
             old = existing["properties"]
-            if props.get("modelUri") and props["modelUri"] != old.get("modelUri"):
-                raise ArmError(409, "UserError", f"Model {name}:{version} already exists with different content; "
-                               "only tags, description and properties can change.", detail_code="ModelVersionInUse")
+            uri = "modelUri" if kind == "models" else "dataUri"
+            if props.get(uri) and props[uri] != old.get(uri):
+                raise ArmError(409, "UserError", f"{label} {name}:{version} already exists with different content; "
+                               "only tags, description and properties can change.", detail_code=f"{label}VersionInUse")
             for field in ("tags", "description", "properties", "isArchived", "stage"):
                 if field in props:
                     old[field] = props[field]
             existing["systemData"]["lastModifiedAt"] = system_data(now)["lastModifiedAt"]
             return ok(copy.deepcopy(existing), 200, {"Location": svc.arm_url(req.path, req.api_version)})
-        _check_model_uri(svc, props.get("modelUri", ""))
+        if kind == "models":
+            _check_model_uri(svc, props.get("modelUri", ""))
+            props["flavors"] = props.get("flavors") or {}
         job = re.match(r"azureml://jobs/([^/]+)/", props.get("modelUri") or "")
-        props.setdefault("flavors", {})
-        if props["flavors"] is None:
-            props["flavors"] = {}
         props.setdefault("tags", {})
         props.setdefault("properties", {})
         props.setdefault("isAnonymous", False)
         props.setdefault("isArchived", False)
-        props["jobName"] = job.group(1) if job else props.get("jobName")
+        if kind == "models":
+            props["jobName"] = job.group(1) if job else props.get("jobName")
         props["provisioningState"] = "Succeeded"
         props.setdefault("stage", "Development")
         props.setdefault("autoDeleteSetting", None)
         props.setdefault("intellectualProperty", None)
         mv = {
-            "id": f"{ws_prefix(svc.cfg)}/models/{name}/versions/{version}",
+            "id": f"{ws_prefix(svc.cfg)}/{kind}/{name}/versions/{version}",
             "name": version,
-            "type": f"{MLS}/workspaces/models/versions",
+            "type": f"{MLS}/workspaces/{kind}/versions",
             "properties": props,
             "systemData": system_data(now, now),
         }
         entry["versions"][version] = mv
         return ok(copy.deepcopy(mv), 201, {"Location": svc.arm_url(req.path, req.api_version)})
 
-    @router.add("PATCH", WS + "/models/{name}/versions/{version}", "models.updateVersion")
+    @router.add("PATCH", WS + f"/{kind}/{{name}}/versions/{{version}}", f"{kind}.updateVersion")
     def patch_version(svc, req, sub, rg, ws, name, version):
         check_workspace(svc, sub, rg, ws)
-        entry = svc.state["models"].get(name)
+        entry = assets(svc).get(name)
         if entry is None or version not in entry["versions"]:
-            raise _not_found(name)
+            raise _not_found(name, label)
         props = (require_body(req).get("properties") or {})
         mv = entry["versions"][version]
         for field in ("tags", "description", "isArchived", "stage"):
@@ -142,22 +158,22 @@ def register(router: Router) -> None:
                 mv["properties"][field] = props[field]
         return ok(copy.deepcopy(mv))
 
-    @router.add("DELETE", WS + "/models/{name}/versions/{version}", "models.deleteVersion")
+    @router.add("DELETE", WS + f"/{kind}/{{name}}/versions/{{version}}", f"{kind}.deleteVersion")
     def delete_version(svc, req, sub, rg, ws, name, version):
         check_workspace(svc, sub, rg, ws)
-        entry = svc.state["models"].get(name)
+        entry = assets(svc).get(name)
         if entry is None or entry["versions"].pop(version, None) is None:
             return EmuResponse.empty(204)
         return EmuResponse.empty(200)
 
 
-def _container(svc, name: str, entry: dict[str, Any]) -> dict[str, Any]:
+def _container(svc, name: str, entry: dict[str, Any], kind: str = "models") -> dict[str, Any]:
     versions = sorted(entry["versions"].values(), key=lambda v: v["systemData"]["createdAt"])
     latest = versions[-1]["name"] if versions else None
     return {
-        "id": f"{ws_prefix(svc.cfg)}/models/{name}",
+        "id": f"{ws_prefix(svc.cfg)}/{kind}/{name}",
         "name": name,
-        "type": f"{MLS}/workspaces/models",
+        "type": f"{MLS}/workspaces/{kind}",
         "properties": {"description": None, "tags": {}, "properties": {}, "isArchived": False,
                        "latestVersion": latest, "nextVersion": str(int(latest) + 1) if latest and latest.isdigit()
                        else None, "provisioningState": "Succeeded"},

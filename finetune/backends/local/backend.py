@@ -1,0 +1,319 @@
+"""The local target: the same lifecycle on this machine.
+
+Data: the prepared files. Job: a detached LoRA training process (trainjob). Model: the MLflow registry (sqlite under
+the state folder). Endpoint and deployments: local HTTP servers speaking the Azure ML chat-completion shape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from finetune.backends.base import StepContext
+from finetune.dataprep import state_dir
+from finetune.errors import Diagnostic, Diagnostics, FinetuneError
+from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource
+from finetune.invoke import build_request, parse_response
+from finetune.plan.model import Action, Change, Observed
+from finetune.spec.load import LoadedSpec
+
+JOB_STATES = {"NotStarted": None, "Running": "Running", "Completed": "Completed", "Failed": "Failed",
+              "Canceled": "Canceled", "Interrupted": "Interrupted"}
+
+
+class LocalBackend:
+    def __init__(self, loaded: LoadedSpec, data_files: dict[str, str] | None = None) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.root = state_dir(loaded)
+        self.data_files = dict(data_files or {})
+        self.target_identity = f"local:{self.root}"
+        settings = self.spec.target.local
+        self.tracking_uri = settings.tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+    def close(self) -> None:
+        pass
+
+    # ---- paths ----------------------------------------------------------------------------------------------------
+    def job_dir(self, job_name: str) -> Path:
+        return self.root / "jobs" / job_name
+
+    def endpoint_file(self, name: str) -> Path:
+        return self.root / "endpoints" / f"{name}.json"
+
+    def server_file(self, endpoint: str, deployment: str) -> Path:
+        return self.root / "servers" / f"{endpoint}--{deployment}.json"
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _write(self, path: Path, data: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+
+    # ---- resolve / observe / preflight ----------------------------------------------------------------------------
+    def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
+        return facts, []
+
+    def observe(self, graph: Graph) -> dict[str, Observed | None]:
+        from finetune.backends.local import registry, server, trainjob
+
+        observed: dict[str, Observed | None] = {}
+        for address, resource in graph.resources.items():
+            d = resource.desired
+            if resource.kind == "data":
+                known = d["sha256"] != UNKNOWN and address.split(".", 1)[1] in self.data_files
+                observed[address] = Observed(True, dict(d)) if known else None
+            elif resource.kind == "job":
+                if d["name"] == UNKNOWN:
+                    observed[address] = None
+                    continue
+                status = trainjob.observe(self.job_dir(d["name"]))
+                state = JOB_STATES.get(status.state.value, status.state.value)
+                observed[address] = None if state is None else Observed(
+                    True, {"name": d["name"]}, status=state,
+                    details={"name": d["name"], "metrics": status.metrics, "step": status.step,
+                             "run_id": status.mlflow_run_id, "model_dir": status.model_dir})
+            elif resource.kind == "model":
+                version = None
+                if resource.fingerprint != UNKNOWN and (self.root / "mlflow.db").exists():
+                    version = registry.find_model_version(self.tracking_uri, resource.name,
+                                                          {FORMAT_TAGS["fingerprint"]: resource.fingerprint})
+                observed[address] = None if version is None else Observed(
+                    True, {"name": resource.name, "version": version, "description": d.get("description"),
+                           "job": d["job"], "type": "mlflow_model"})
+            elif resource.kind == "endpoint":
+                record = self._read(self.endpoint_file(d["name"]))
+                observed[address] = None if record is None else Observed(
+                    True, {k: record.get(k) for k in ("name", "auth_mode", "description")},
+                    details={"traffic": record.get("traffic", {}), "smoke_test": record.get("smoke_test")})
+            elif resource.kind == "deployment":
+                status = server.server_status(self.server_file(d["endpoint"], d["name"]))
+                record = self._read(self.server_file(d["endpoint"], d["name"])) or {}
+                if status.state != "alive":
+                    observed[address] = None  # a dead server is recreated by apply; status says it died
+                    continue
+                props = {**{k: v for k, v in d.items() if k != "model"}, "model": record.get("model")}
+                observed[address] = Observed(True, props, details={"url": status.info.url, "pid": status.info.pid,
+                                                                   "health": "alive"})
+        for address, resource in graph.resources.items():
+            endpoint = observed.get(f"endpoint.{self.spec.endpoint.name}") if self.spec.endpoint else None
+            if resource.kind == "traffic":
+                observed[address] = None if endpoint is None else Observed(
+                    True, {"endpoint": resource.desired["endpoint"], "traffic": endpoint.details.get("traffic")})
+            elif resource.kind == "smoke_test":
+                passed = endpoint is not None and endpoint.details.get("smoke_test") == resource.fingerprint
+                observed[address] = Observed(True, {}) if passed else None
+        return observed
+
+    def preflight(self, graph: Graph, observed: dict[str, Observed | None]) -> list[Diagnostic]:
+        from finetune.backends.local.config import DEFAULT_PARAMETERS
+
+        found = Diagnostics()
+        for name in self.spec.finetune.parameters:
+            if name not in DEFAULT_PARAMETERS:
+                found.warning(f"parameter '{name}' has no effect on the local target", address="job.finetune")
+        return found.items
+
+    # ---- apply ----------------------------------------------------------------------------------------------------
+    def apply(self, change: Change, ctx: StepContext) -> dict[str, Any]:
+        resource = ctx.graph.resources[change.address]
+        if change.action is Action.NOOP:
+            current = ctx.observed.get(change.address)
+            return {**current.properties, **current.details} if current else {}
+        if change.action is Action.DELETE:
+            self.destroy(change.address, ctx.observed[change.address], ctx)
+            return {}
+        return getattr(self, f"_apply_{resource.kind}")(resource, change, ctx) or {}
+
+    def _apply_data(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        role = resource.address.split(".", 1)[1]
+        if role not in self.data_files:
+            raise FinetuneError(f"prepared {role} data is missing", hint="run `finetune data prepare SPEC`")
+        return {"path": self.data_files[role]}
+
+    def _train_config(self, resource: Resource):
+        from finetune.backends.local.config import DEFAULT_PARAMETERS, LocalTrainConfig, MlflowSettings, ModelSource
+
+        model = self.spec.model
+        if model.tiny is not None:
+            tiny = model.tiny
+            source = ModelSource(tiny={"layers": tiny.layers, "hidden": tiny.hidden_size, "heads": tiny.heads,
+                                       "vocab_size": tiny.vocab_size})
+        elif model.path is not None:
+            source = ModelSource(path=str((self.loaded.base_dir / model.path).resolve()))
+        else:
+            source = ModelSource(hf=model.hf)
+        params = {k: v for k, v in resource.desired["parameters"].items() if k in DEFAULT_PARAMETERS}
+        if model.tiny is not None and "seed" not in params:
+            params["seed"] = model.tiny.seed
+        mlflow = MlflowSettings(tracking_uri=self.tracking_uri, experiment_name=self.spec.experiment,
+                                run_name=resource.desired["name"],
+                                tags={FORMAT_TAGS["spec"]: self.spec.metadata.name,
+                                      FORMAT_TAGS["fingerprint"]: resource.fingerprint})
+        return LocalTrainConfig(model=source, train_file=self.data_files["train"],
+                                validation_file=self.data_files.get("validation") or self.data_files.get("test"),
+                                output_dir=str(self.job_dir(resource.desired["name"])), parameters=params,
+                                mlflow=mlflow)
+
+    def _apply_job(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from finetune.backends.local import trainjob
+
+        config = self._train_config(resource)
+        ctx.record("launching", {"job": resource.desired["name"], "dir": config.output_dir})
+        try:
+            status = trainjob.launch(config)
+        except (trainjob.JobError, ValueError) as exc:
+            raise FinetuneError(f"training could not start: {exc}") from exc
+        ctx.record("running", {"job": resource.desired["name"], "pid": status.pid})
+        last = None
+
+        def on_progress(current) -> None:
+            nonlocal last
+            ctx.check_cancelled()
+            loss = current.metrics.get("loss")
+            shown = f"{current.state.value}, step {current.step}" + (f", loss {loss:.4f}" if loss is not None else "")
+            if shown != last:
+                ctx.report(shown)
+                last = shown
+
+        final = trainjob.wait(config.output_dir, poll=0.5, on_progress=on_progress)
+        if final.state.value != "Completed":
+            log = trainjob.paths(config.output_dir)["log"]
+            raise FinetuneError(f"training ended {final.state.value}: {final.error or 'see the log'}",
+                                hint=f"log: {log}; fix the cause and apply again (it resumes from a checkpoint)")
+        return {"name": resource.desired["name"], "model_dir": final.model_dir, "run_id": final.mlflow_run_id,
+                "metrics": final.metrics}
+
+    def _apply_model(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from finetune.backends.local import registry
+
+        job = ctx.outputs.get("job.finetune", {})
+        model_dir = job.get("model_dir")
+        if not model_dir:
+            raise FinetuneError("the training job produced no model folder")
+        version = registry.register_model(
+            self.tracking_uri, resource.name, model_dir, run_id=job.get("run_id"),
+            tags={FORMAT_TAGS["fingerprint"]: resource.fingerprint, FORMAT_TAGS["spec"]: self.spec.metadata.name,
+                  "finetune.job": str(job.get("name"))},
+            description=resource.desired.get("description"), experiment_name=self.spec.experiment)
+        return {"name": resource.name, "version": version}
+
+    def _apply_endpoint(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        d = resource.desired
+        record = self._read(self.endpoint_file(d["name"])) or {}
+        record.update({"name": d["name"], "auth_mode": d["auth_mode"], "description": d["description"]})
+        self._write(self.endpoint_file(d["name"]), record)
+        return {"name": d["name"]}
+
+    def _apply_deployment(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        from finetune.backends.local import registry, server
+
+        d = resource.desired
+        model_out = next((o for a, o in ctx.outputs.items() if a.startswith("model.")), {})
+        version = model_out.get("version")
+        name = d["model"].split("@")[0]
+        if not version:
+            raise FinetuneError(f"no registered version of {name} to serve")
+        model_dir = registry.model_version_path(self.tracking_uri, name, str(version))
+        state = self.server_file(d["endpoint"], d["name"])
+        server.stop_server(state)  # an update replaces the running server
+        ctx.report(f"starting a local server for {name} v{version}")
+        try:
+            info = server.start_server(model_dir, state, log_path=state.with_suffix(".log"))
+        except server.ServerError as exc:
+            raise FinetuneError(f"the local server did not start: {exc}",
+                                hint=f"log: {state.with_suffix('.log')}") from exc
+        record = self._read(state) or {}
+        self._write(state, {**record, "model": f"{name}@{version}"})
+        return {"name": d["name"], "url": info.url, "model": f"{name}@{version}"}
+
+    def _apply_traffic(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        path = self.endpoint_file(resource.desired["endpoint"])
+        record = self._read(path) or {}
+        record["traffic"] = dict(resource.desired["traffic"])
+        self._write(path, record)
+        return {"traffic": record["traffic"]}
+
+    def _apply_smoke_test(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        d = resource.desired
+        answer = self.invoke(d["endpoint"], d["deployment"], self.data_files.get("sample") or
+                             self.data_files.get("test"), d["row"], d["seed"], d["parameters"])
+        path = self.endpoint_file(d["endpoint"])
+        record = self._read(path) or {}
+        record["smoke_test"] = resource.fingerprint
+        self._write(path, record)
+        ctx.report(f"answer: {answer[:200]}")
+        return {"answer": answer}
+
+    def invoke(self, endpoint: str, deployment: str | None, sample_file: str | None, row: int | str, seed: int,
+               parameters: dict[str, Any], messages: list[dict[str, str]] | None = None) -> str:
+        from finetune.backends.local import server
+
+        record = self._read(self.endpoint_file(endpoint))
+        if record is None:
+            raise FinetuneError(f"endpoint {endpoint} does not exist", hint="run `finetune apply` first")
+        traffic = record.get("traffic") or {}
+        target = deployment or (max(traffic, key=lambda k: traffic[k]) if traffic else None)
+        if target is None:
+            raise FinetuneError(f"endpoint {endpoint} routes no traffic", hint="pass --deployment")
+        status = server.server_status(self.server_file(endpoint, target))
+        if status.state != "alive":
+            raise FinetuneError(f"the local server for {endpoint}/{target} is {status.state}",
+                                hint="run `finetune apply` to restart it")
+        request = build_request(sample_file, row, seed, parameters, messages)
+        conversation = request["input_data"]["input_string"][0]
+        try:
+            raw = server.score(status.info.url, conversation, request["input_data"]["parameters"])
+        except server.ServerError as exc:
+            raise FinetuneError(f"invoking {endpoint}/{target} failed: {exc}") from exc
+        return parse_response(raw)
+
+    # ---- destroy / status -----------------------------------------------------------------------------------------
+    def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
+        from finetune.backends.local import registry, server
+
+        resource = ctx.graph.resources[address]
+        if resource.kind == "endpoint":
+            for deployment in (self.spec.endpoint.deployments if self.spec.endpoint else []):
+                state = self.server_file(resource.name, deployment.name)
+                server.stop_server(state)
+                state.unlink(missing_ok=True)
+            self.endpoint_file(resource.name).unlink(missing_ok=True)
+        elif resource.kind == "deployment":
+            state = self.server_file(resource.desired["endpoint"], resource.name)
+            server.stop_server(state)
+            state.unlink(missing_ok=True)
+        elif resource.kind == "model":
+            registry.delete_model_versions(self.tracking_uri, resource.name,
+                                           tags={FORMAT_TAGS["spec"]: self.spec.metadata.name})
+
+    def status_extra(self, planned) -> dict[str, Any]:
+        """The loss curve of the training run: a PNG file and a terminal rendering."""
+        from finetune.backends.local import lossplot, registry, server
+
+        extra: dict[str, Any] = {}
+        for resource in planned.graph.resources.values():
+            if resource.kind == "deployment":
+                status = server.server_status(self.server_file(resource.desired["endpoint"], resource.name))
+                if status.state == "dead":
+                    extra.setdefault("warnings", []).append(
+                        f"{resource.address}: the local server died ({status.detail}); `finetune apply` restarts it")
+        job = planned.observed.get("job.finetune")
+        run_id = job.details.get("run_id") if job else None
+        if run_id:
+            series = lossplot.loss_series(registry.get_run_metrics(self.tracking_uri, run_id))
+            if series:
+                png = self.job_dir(job.details["name"]) / "loss.png"
+                lossplot.write_png(series, png)
+                extra["loss_png"] = str(png)
+                extra["loss_plot"] = lossplot.ascii_plot(series, ascii_only=True).splitlines()
+        return extra
