@@ -1,12 +1,14 @@
 """Training throughput of the local target's job vs a plain transformers Trainer, side by side in one run.
 
-    python bench/local_train.py [--rounds 3] [--epochs 2] [--full] [--no-mlflow]
+    python bench/local_train.py [--rounds 3] [--epochs 1] [--full] [--no-mlflow] [--no-matched]
 
 Both sides train the same tiny base (built once from the quickstart chats) on the same rows with the same
 hyperparameters, each in its own process. "ours" is the real entry point (`trainjob.launch`: detached process,
 status file, per-step MLflow metrics, checkpoint policy); "plain" is a bare Trainer (report_to none, no saves).
 Throughput is real (non-padding) training tokens per second of the training loop; rounds alternate the two sides
 so machine noise hits both. Prints the median of each and the ratio ours/plain (goal >= 0.9 on CPU).
+Ours picks its CPU thread count (one thread for tiny models, see cputhreads.py); a third arm, "plain-matched",
+runs the plain Trainer at that same count, so the machinery's own cost is visible apart from that choice.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def run_ours(base: Path, workdir: Path, args: argparse.Namespace, i: int) -> dic
         raise SystemExit(f"our job ended {status.state}: {status.error}\n{(out / 'train.log').read_text()[-2000:]}")
     raw = status.raw
     return {"tokens": raw["train_tokens"], "seconds": raw["train_seconds"], "wall": wall,
-            "loss": raw["metrics"].get("train_loss")}
+            "loss": raw["metrics"].get("train_loss"), "threads": raw.get("cpu_threads")}
 
 
 PLAIN = r'''
@@ -69,7 +71,10 @@ import json, sys, time
 from peft import LoraConfig, get_peft_model
 from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer,
                           TrainingArguments)
-base, data, params, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+base, data, params, out, threads = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+if threads:
+    import torch
+    torch.set_num_threads(threads)
 tok = AutoTokenizer.from_pretrained(base)
 model = AutoModelForCausalLM.from_pretrained(base)
 rows = []
@@ -95,10 +100,10 @@ print("RESULT " + json.dumps({"tokens": tokens, "seconds": seconds, "loss": resu
 '''
 
 
-def run_plain(base: Path, workdir: Path, args: argparse.Namespace, i: int) -> dict:
+def run_plain(base: Path, workdir: Path, args: argparse.Namespace, i: int, threads: int = 0) -> dict:
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", PLAIN, str(base), str(DATA), json.dumps(parameters(args)),
-                           str(workdir / f"plain-{i}")], capture_output=True, text=True)
+                           str(workdir / f"plain-{i}-{threads}"), str(threads)], capture_output=True, text=True)
     wall = time.perf_counter() - started
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode or not lines:
@@ -109,7 +114,9 @@ def run_plain(base: Path, workdir: Path, args: argparse.Namespace, i: int) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--no-matched", action="store_true",
+                        help="skip the third arm: a plain Trainer given the same CPU thread count as ours")
     parser.add_argument("--full", action="store_true", help="full fine-tune instead of LoRA")
     parser.add_argument("--no-mlflow", action="store_true", help="our job without MLflow tracking")
     args = parser.parse_args()
@@ -120,21 +127,30 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-local-") as tmp:
         workdir = Path(tmp)
         base = build_base(workdir, seed=1)
-        results: dict[str, list[dict]] = {"ours": [], "plain": []}
+        results: dict[str, list[dict]] = {"ours": [], "plain": [], "plain-matched": []}
+        ours_threads = 0
         for i in range(args.rounds):
-            order = [("ours", run_ours), ("plain", run_plain)]
-            for name, fn in order if i % 2 == 0 else order[::-1]:
-                r = fn(base, workdir, args, i)
+            order = ["ours", "plain"] + ([] if args.no_matched else ["plain-matched"])
+            for name in order if i % 2 == 0 else order[::-1]:
+                if name == "ours":
+                    r = run_ours(base, workdir, args, i)
+                    ours_threads = r.get("threads") or 0
+                else:
+                    r = run_plain(base, workdir, args, i, ours_threads if name == "plain-matched" else 0)
                 r["tps"] = r["tokens"] / r["seconds"]
                 results[name].append(r)
-                print(f"round {i + 1} {name:5s}: {r['tokens']} tokens in {r['seconds']:.2f}s = {r['tps']:,.0f} tok/s"
+                print(f"round {i + 1} {name:13s}: {r['tokens']} tokens in {r['seconds']:.2f}s = {r['tps']:,.0f} tok/s"
                       f"  (process wall {r['wall']:.1f}s, train loss {r['loss']:.3f})", flush=True)
-        ours = statistics.median(r["tps"] for r in results["ours"])
-        plain = statistics.median(r["tps"] for r in results["plain"])
-        print(f"\nmachine: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-              f"{'full' if args.full else 'LoRA r16 all-linear'}, {args.epochs} epochs, batch 8, "
+        med = {name: statistics.median(r["tps"] for r in rs) for name, rs in results.items() if rs}
+        print(f"\nmachine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, torch {torch.__version__} "
+              f"(default threads {torch.get_num_threads()}, ours used {ours_threads or 'default'}), "
+              f"{'full' if args.full else 'LoRA r16 all-linear'}, {args.epochs} epoch(s), batch 8, "
               f"mlflow {'off' if args.no_mlflow else 'on'}")
-        print(f"median tokens/s: ours {ours:,.0f}  plain Trainer {plain:,.0f}  ratio {ours / plain:.3f} (goal >= 0.9)")
+        print("median tokens/s: " + "  ".join(f"{name} {tps:,.0f}" for name, tps in med.items()))
+        print(f"ratio ours / plain Trainer: {med['ours'] / med['plain']:.3f} (goal >= 0.9)")
+        if "plain-matched" in med:
+            print(f"ratio ours / plain Trainer at the same thread count: {med['ours'] / med['plain-matched']:.3f} "
+                  "(the cost of the job's status, MLflow and checkpoint machinery alone)")
 
 
 if __name__ == "__main__":

@@ -102,6 +102,10 @@ class Generator:
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
         dtype = torch.float32 if self.device == "cpu" else "auto"
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        if self.device == "cpu":
+            from finetune.backends.local import cputhreads
+
+            cputhreads.configure(self.model)
         self.lock = threading.Lock()
 
     def generate(self, messages: list[dict[str, str]], params: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from finetune.backends.local import cputhreads
 from finetune.backends.local.chatdata import ChatCollator, encode_file
 from finetune.backends.local.config import LocalTrainConfig
 from finetune.backends.local.proc import write_json_atomic
@@ -182,12 +183,14 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
     eval_rows = encode_file(tokenizer, config.validation_file, max_len) if config.validation_file else []
     if not train_rows:
         raise ValueError(f"{config.train_file}: no trainable rows (no assistant turns within max_seq_length)")
+    threads = cputhreads.configure(model) if device == "cpu" else None
     if prm["apply_lora"] == "true":
         model = apply_lora(model, prm)
-    log(f"model and data ready: {config.model.describe()[:80]}, {len(train_rows)} train rows, device {device}")
+    log(f"model and data ready: {config.model.describe()[:80]}, {len(train_rows)} train rows, device {device}"
+        + (f", {threads} CPU threads" if threads else ""))
 
     args, precision = training_arguments(config, device, bool(eval_rows))
-    status.update(force=True, device=device, precision=precision, train_rows=len(train_rows),
+    status.update(force=True, device=device, precision=precision, cpu_threads=threads, train_rows=len(train_rows),
                   eval_rows=len(eval_rows))
 
     logger = None
