@@ -206,10 +206,12 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
                            "validation_file": config.validation_file or "", "device": device,
                            "effective_precision": precision, "max_seq_length_effective": max_len,
                            "train_rows": len(train_rows), "eval_rows": len(eval_rows)})
+        log(f"MLflow run {logger.run_id}")
     try:
         trainer = _counting_trainer_class()(
             model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows or None,
             data_collator=ChatCollator(tokenizer.pad_token_id), callbacks=[_make_callback(status, logger, config)])
+        log("trainer ready")
         last = get_last_checkpoint(str(p["checkpoints"])) if p["checkpoints"].is_dir() else None
         resumed_from = None
         if last:
