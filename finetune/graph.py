@@ -132,7 +132,9 @@ def build_graph(spec: Spec, facts: ResolvedFacts) -> Graph:
         data_hashes[role] = sha
         name = data_asset_name(spec, role)
         desired = {"name": name, "version": sha[:12] if sha != UNKNOWN else UNKNOWN, "sha256": sha,
-                   "file": f"{role}.jsonl", "source": _source_text(spec), "type": "uri_file"}
+                   "file": f"{role}.jsonl", "source": _source_text(spec),
+                   # the smoke-test sample stays on this machine; the others become data assets
+                   "type": "local file" if role == "sample" else "uri_file"}
         address = f"data.{role}"
         if role != "sample":  # the smoke-test sample stays local; it is never uploaded
             data_addresses.append(address)

@@ -155,8 +155,8 @@ def destroy_changes(planned: Planned, include_all: bool, loaded: LoadedSpec) -> 
         current = planned.observed.get(address)
         if resource.kind not in kinds or current is None or not current.exists:
             continue
-        if resource.kind in ("traffic", "smoke_test"):
-            continue  # they go with the endpoint
+        if resource.kind in ("traffic", "smoke_test") or resource.desired.get("type") == "local file":
+            continue  # traffic and smoke tests go with the endpoint; local files are not target resources
         if resource.kind == "deployment" and "endpoint" in kinds:
             continue  # deleting the endpoint deletes its deployments
         if not current.managed:

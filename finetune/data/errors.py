@@ -16,6 +16,10 @@ class DataError(Exception):
         self.hint = hint
         super().__init__(self._render())
 
+    def __reduce__(self):
+        # Exception pickling keeps only args, losing path/line/hint; errors come back from worker processes pickled.
+        return _rebuild, (type(self), self.message, self.__dict__)
+
     def _render(self) -> str:
         where = ""
         if self.path is not None:
@@ -34,3 +38,10 @@ class InvalidRowsError(DataError):
     def __init__(self, message: str, *, bad_rows: list | None = None, **kwargs):
         self.bad_rows = list(bad_rows or [])
         super().__init__(message, **kwargs)
+
+
+def _rebuild(cls: type[DataError], message: str, fields: dict) -> DataError:
+    err = cls.__new__(cls)
+    err.__dict__.update(fields)
+    Exception.__init__(err, err._render())
+    return err

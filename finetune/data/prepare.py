@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
-from finetune.data import cache, source
-from finetune.data.checks import row_problems
+from finetune.data import cache, chunks, readers, source
+from finetune.data.chunks import MAX_BAD_ROWS, Part, Task
 from finetune.data.errors import DataError, InvalidRowsError, SourceUnavailableError
 from finetune.data.readers import SourceRow, iter_selected
 from finetune.data.request import HubSource, PrepareRequest
 from finetune.data.result import BadRow, Overlap, PrepareResult, ProbeResult, Progress, ProgressEvent, RoleResult
 from finetune.data.sampling import carve, kept_count, select
-from finetune.data.stats import OverlapIndex, SplitStats, overlap_keys
+from finetune.data.stats import OverlapIndex, SplitStats
 from finetune.data.writer import AtomicJsonlWriter
 
-MAX_BAD_ROWS = 10  # bad rows reported per role; all of them are counted
 MAX_OVERLAP_EXAMPLES = 5
 _PROGRESS_EVERY = 10_000
 
@@ -86,6 +86,18 @@ class _RoleOutput:
         self.dropped = 0
         self.keys: list[tuple[tuple[str | None, int], str]] = []
 
+    def add(self, part: Part, train_index: OverlapIndex) -> None:
+        """Append one chunk's result (chunks arrive in source order)."""
+        self.writer.write_lines(part.data, part.rows)
+        self.stats.merge(part.stats)
+        self.dropped += part.dropped
+        self.bad.extend(part.bad[: MAX_BAD_ROWS - len(self.bad)])
+        if self.role == "train":
+            for keys in part.keys:
+                train_index.add(keys)
+        else:
+            self.keys.extend(part.keys)
+
     def result(self) -> RoleResult:
         return RoleResult(
             role=self.role,
@@ -147,24 +159,12 @@ def _run_pass(
     seen = 0
     try:
         emit(ProgressEvent("split_started", role=first, total=len(wanted), message=outputs[first].split))
-        for index, row in _rows(files, wanted):
-            out = outputs[route[index]]
-            problems = row_problems(row.data)
-            if problems:
-                out.dropped += 1
-                if len(out.bad) < MAX_BAD_ROWS:
-                    out.bad.append(BadRow(out.role, row.path, row.line, tuple(problems)))
-                continue
-            out.writer.write(row.data)
-            out.stats.add(row.data)
-            keys = overlap_keys(row.data)
-            if out.role == "train":
-                train_index.add(keys)
-            else:
-                out.keys.append((keys, f"{row.path}:{row.line}"))
-            seen += 1
-            if seen % _PROGRESS_EVERY == 0:
-                emit(ProgressEvent("rows", role=first, rows=seen, total=len(wanted)))
+        for parts in _chunk_results(files, wanted, route):
+            for role, part in parts.items():
+                outputs[role].add(part, train_index)
+                before, seen = seen, seen + part.rows
+                if seen // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
+                    emit(ProgressEvent("rows", role=first, rows=seen, total=len(wanted)))
         if request.invalid_row_policy == "error":
             _raise_if_bad(outputs.values())
     except BaseException:
@@ -176,20 +176,78 @@ def _run_pass(
         emit(ProgressEvent("split_done", role=out.role, rows=out.writer.rows, total=out.selected))
 
 
-def _rows(files: list[source.SourceFile], wanted: list[int]) -> Iterator[tuple[int, SourceRow]]:
-    """(split-wide index, row) for the wanted split-wide indices, file after file."""
+def _chunk_results(
+    files: list[source.SourceFile], wanted: list[int], route: dict[int, str]
+) -> Iterator[dict[str, Part]]:
+    """Each chunk's parts, in source order: from worker processes for a large JSONL/Parquet pass, else in here."""
+    workers = chunks.workers()
+    if len(wanted) >= chunks.PARALLEL_MIN_ROWS and workers > 1 and all(f.format in _SPLITTABLE for f in files):
+        yield from chunks.run_parallel(_tasks(files, wanted, route), workers)
+        return
+    rows = _rows(files, wanted)
+    while batch := list(islice(rows, chunks.CHUNK_ROWS)):
+        yield chunks.process((row for _, row in batch), [route[index] for index, _ in batch])
+
+
+_SPLITTABLE = ("jsonl", "parquet")  # formats that can be cut into independent tasks cheaply
+
+
+def _tasks(files: list[source.SourceFile], wanted: list[int], route: dict[int, str]) -> Iterator[Task]:
+    for f, offset, local in _per_file(files, wanted):
+        roles = [route[offset + i] for i in local]
+        if f.format == "parquet":
+            yield from _parquet_tasks(f.path, local, roles)
+        else:
+            yield from _jsonl_tasks(f.path, local, roles)
+
+
+def _parquet_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[Task]:
+    """Whole row groups (what Parquet decodes at once) with about CHUNK_ROWS selected rows per task."""
+    lo = pos = end = 0
+    for group_rows in readers.parquet_group_rows(path):
+        end += group_rows
+        while pos < len(local) and local[pos] < end:
+            pos += 1
+        if pos - lo >= chunks.CHUNK_ROWS or (pos == len(local) and pos > lo):
+            yield Task(path, local[lo:pos], roles[lo:pos])
+            lo = pos
+        if pos == len(local):
+            return
+
+
+def _jsonl_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[Task]:
+    """CHUNK_ROWS lines per task: finding lines is cheap here, parsing them is the workers' job."""
+    lines: list[tuple[int, bytes]] = []
+    done = 0
+    for _, lineno, line in readers.jsonl_lines(path, local):
+        lines.append((lineno, line))
+        if len(lines) == chunks.CHUNK_ROWS:
+            yield Task(path, local[done : done + len(lines)], roles[done : done + len(lines)], lines)
+            done, lines = done + len(lines), []
+    if lines:
+        yield Task(path, local[done : done + len(lines)], roles[done : done + len(lines)], lines)
+
+
+def _per_file(files: list[source.SourceFile], wanted: list[int]) -> Iterator[tuple[source.SourceFile, int, list[int]]]:
+    """(file, split-wide index of its first row, its wanted rows as file-local indices) for files with any."""
     offset, pos = 0, 0
     for f in files:
         end = offset + f.rows
-        local: list[int] = []
+        lo = pos
         while pos < len(wanted) and wanted[pos] < end:
-            local.append(wanted[pos] - offset)
             pos += 1
-        for row in iter_selected(f.path, f.format, local):
-            yield offset + row.index, row
+        if pos > lo:
+            yield f, offset, [i - offset for i in wanted[lo:pos]]
         if pos >= len(wanted):
             return
         offset = end
+
+
+def _rows(files: list[source.SourceFile], wanted: list[int]) -> Iterator[tuple[int, SourceRow]]:
+    """(split-wide index, row) for the wanted split-wide indices, file after file."""
+    for f, offset, local in _per_file(files, wanted):
+        for row in iter_selected(f.path, f.format, local):
+            yield offset + row.index, row
 
 
 def _raise_if_bad(outputs: Iterable[_RoleOutput]) -> None:

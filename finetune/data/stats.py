@@ -28,6 +28,14 @@ class SplitStats:
         self.approx_tokens += tokens
         self.max_row_approx_tokens = max(self.max_row_approx_tokens, tokens)
 
+    def merge(self, other: SplitStats) -> None:
+        """Add another chunk's counts: the same totals as adding its rows here one by one."""
+        self.rows += other.rows
+        self.turns += other.turns
+        self.chars += other.chars
+        self.approx_tokens += other.approx_tokens
+        self.max_row_approx_tokens = max(self.max_row_approx_tokens, other.max_row_approx_tokens)
+
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 

@@ -34,10 +34,13 @@ class AtomicJsonlWriter:
         self.sha256 = ""
 
     def write(self, row: Any) -> None:
-        data = (dumps_row(row) + "\n").encode("utf-8", "surrogatepass")
+        self.write_lines((dumps_row(row) + "\n").encode("utf-8", "surrogatepass"), 1)
+
+    def write_lines(self, data: bytes, rows: int) -> None:
+        """Append `rows` lines already encoded as dumps_row() + newline, in UTF-8 (surrogatepass)."""
         self._hash.update(data)
         self._f.write(data)
-        self.rows += 1
+        self.rows += rows
         self.bytes += len(data)
 
     def close(self) -> None:

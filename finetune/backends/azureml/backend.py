@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -51,11 +52,12 @@ class AzureMLBackend:
         self.loaded = loaded
         self.spec = loaded.spec
         self.workspace = workspace.require()
-        self.options = options or ClientOptions()
+        self.options = options  # None: the factory's defaults (real credential, or an injected transport)
         self.data_files = dict(data_files or {})
         self.target_identity = f"azureml:{workspace.identity}"
         self._ws = None
         self._registries: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self.model: ModelInfo | None = None
         self.component: Any = None
         self.sizes: dict[str, Any] = {}
@@ -64,6 +66,10 @@ class AzureMLBackend:
     # ---- clients --------------------------------------------------------------------------------------------------
     @property
     def ws(self):
+        with self._lock:
+            return self._workspace_client()
+
+    def _workspace_client(self):
         if self._ws is None:
             ref = self.workspace
             self._ws = make_workspace_client(ref.subscription_id, ref.resource_group, ref.workspace,
@@ -71,10 +77,11 @@ class AzureMLBackend:
         return self._ws
 
     def registry(self, name: str):
-        if name not in self._registries:
-            self._registries[name] = call(lambda: make_registry_client(name, options=self.options),
-                                          f"connect to registry {name}")
-        return self._registries[name]
+        with self._lock:  # model and component are resolved concurrently from the same registry
+            if name not in self._registries:
+                self._registries[name] = call(lambda: make_registry_client(name, options=self.options),
+                                              f"connect to registry {name}")
+            return self._registries[name]
 
     def close(self) -> None:
         self._ws = None
@@ -332,19 +339,37 @@ class AzureMLBackend:
         while True:
             ctx.check_cancelled()
             job = call(lambda: self.ws.jobs.get(name), f"read job {name}")
+            status = str(getattr(job.status, "value", job.status))
             metrics = obs.job_metrics(job)
-            shown = job.status + "".join(f", {k} {v:.4g}" for k, v in sorted(metrics.items()))
+            shown = status + "".join(f", {k} {v:.4g}" for k, v in sorted(metrics.items()))
             if shown != last:
                 ctx.report(f"job {name}: {shown}")
                 last = shown
-            if job.status == "Completed":
+            if status == "Completed":
                 return {"name": name, "metrics": metrics}
-            if job.status in JOB_DONE:
-                error = (getattr(job, "properties", {}) or {}).get("azureml.error") or ""
-                raise FinetuneError(f"fine-tuning job {name} ended {job.status}{': ' + error if error else ''}",
+            if status in JOB_DONE:
+                error = self._job_error(name)
+                raise FinetuneError(f"fine-tuning job {name} ended {status}{': ' + error if error else ''}",
                                     hint=f"see the job's logs in Azure ML studio ({getattr(job, 'studio_url', '')}); "
                                     "fix the cause, then apply again (a failed job is not reused)")
             time.sleep(poll_seconds())
+
+    def _job_error(self, name: str) -> str:
+        """The service's error message for a finished job: `jobs.stream` raises it (its log output is discarded)."""
+        import contextlib
+        import io
+
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.ws.jobs.stream(name)
+        except Exception as exc:  # noqa: BLE001 - the SDK raises JobException carrying the error document
+            text = str(getattr(exc, "message", "") or exc)
+            start = text.find("{")
+            try:
+                return json.loads(text[start:])["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                return " ".join(text.split())[:300]
+        return ""
 
     def _pipeline_job(self, resource: Resource, ctx: StepContext):
         from azure.ai.ml import Input

@@ -38,7 +38,8 @@ def diagnose(exc: Exception, what: str) -> FinetuneError:
         return FinetuneError(f"{what}: {message}", hint="choose a SKU from the model's allow list "
                              "(`finetune plan` lists it)")
     if "credential" in lowered or "authentication" in lowered or "token" in lowered and "fail" in lowered:
-        return FinetuneError(f"{what}: authentication failed: {message}",
+        first = message.split(". ")[0]
+        return FinetuneError(f"{what}: authentication failed: {first}",
                              hint="run `az login`, or set AZURE_CLIENT_ID / AZURE_TENANT_ID / AZURE_CLIENT_SECRET")
     return FinetuneError(f"{what}: {message}")
 

@@ -56,7 +56,8 @@ def observe_job(ws, resource: Resource, spec_name: str) -> Observed | None:
     job = _get_or_none(lambda: ws.jobs.get(name), f"read job {name}")
     if job is None:
         return None
-    return Observed(True, {"name": job.name}, status=job.status, managed=managed_by(job.tags, spec_name),
+    status = str(getattr(job.status, "value", job.status))
+    return Observed(True, {"name": job.name}, status=status, managed=managed_by(job.tags, spec_name),
                     details={"name": job.name, "studio_url": getattr(job, "studio_url", None),
                              "metrics": job_metrics(job)})
 

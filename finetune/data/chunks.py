@@ -1,0 +1,122 @@
+"""The per-row work of a pass (check, stats, overlap keys, serialize), done a chunk of rows at a time.
+
+A chunk's result is one `Part` per role: the encoded lines plus counts, so the parent only hashes and writes bytes.
+Large passes run chunks in worker processes (the per-row work is pure Python, so threads would not help); results
+come back in chunk order, so the output bytes are the same as with one process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from finetune.data.checks import row_problems
+from finetune.data.readers import SourceRow, iter_selected, parse_jsonl_line
+from finetune.data.result import BadRow
+from finetune.data.stats import SplitStats, overlap_keys
+from finetune.data.writer import dumps_row
+
+MAX_BAD_ROWS = 10  # bad rows reported per role; all of them are counted
+CHUNK_ROWS = 1000  # rows per chunk: small enough to keep memory flat, big enough to amortize per-chunk costs
+PARALLEL_MIN_ROWS = 20_000  # below this, starting worker processes costs more than it saves
+MAX_WORKERS = 4
+
+
+@dataclass
+class Part:
+    """What one chunk adds to one role's output. `keys` holds overlap keys; outside train, with "path:line"."""
+
+    data: bytes = b""
+    rows: int = 0
+    dropped: int = 0
+    stats: SplitStats = field(default_factory=SplitStats)
+    bad: list[BadRow] = field(default_factory=list)
+    keys: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A chunk a worker can do alone: Parquet rows it reads itself, or JSONL lines the parent already read."""
+
+    path: Path
+    indices: list[int]  # file-local row indices, sorted
+    roles: list[str]  # the role of each of those rows
+    lines: list[tuple[int, bytes]] | None = None  # JSONL: (line number, raw line) of each row
+
+
+def process(rows: Iterable[SourceRow], roles: Iterable[str]) -> dict[str, Part]:
+    """Check, count and serialize `rows` (each going to the role at the same position in `roles`)."""
+    parts: dict[str, Part] = {}
+    lines: dict[str, list[str]] = {}
+    for row, role in zip(rows, roles, strict=False):  # a file shortened since counted: fewer rows
+        part = parts.get(role)
+        if part is None:
+            part, lines[role] = parts.setdefault(role, Part()), []
+        data = row.data
+        problems = row_problems(data)
+        if problems:
+            part.dropped += 1
+            if len(part.bad) < MAX_BAD_ROWS:
+                part.bad.append(BadRow(role, row.path, row.line, tuple(problems)))
+            continue
+        lines[role].append(dumps_row(data))
+        part.stats.add(data)
+        keys = overlap_keys(data)
+        part.keys.append(keys if role == "train" else (keys, f"{row.path}:{row.line}"))
+    for role, part in parts.items():
+        part.rows = len(lines[role])
+        if part.rows:  # one encode per chunk: the same bytes as line by line, at a fraction of the calls
+            part.data = ("\n".join(lines[role]) + "\n").encode("utf-8", "surrogatepass")
+    return parts
+
+
+def run_task(task: Task) -> dict[str, Part]:
+    if task.lines is None:
+        return process(iter_selected(task.path, "parquet", task.indices), task.roles)
+    path, lines = str(task.path), zip(task.indices, task.lines, strict=True)
+    rows = (SourceRow(i, path, n, parse_jsonl_line(path, n, raw)) for i, (n, raw) in lines)
+    return process(rows, task.roles)
+
+
+def workers() -> int:
+    """Worker processes for a large pass; below 2 it is not worth it. fork only: the workers must share the
+    parent's str hash seed, because overlap keys use hash()."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, MAX_WORKERS)
+
+
+def run_parallel(tasks: Iterator[Task], n: int) -> Iterator[dict[str, Part]]:
+    """run_task over `tasks` in n worker processes, yielding results in task order.
+
+    Only 2n tasks are in flight, so memory stays flat; closing the iterator (an error, an interrupt) cancels the
+    queued tasks and waits for the running ones, so no worker outlives the pass.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_sigint)
+    pending: deque = deque()
+    try:
+        for task in tasks:
+            pending.append(pool.submit(run_task, task))
+            if len(pending) >= 2 * n:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the parent handles it (aborting the writers), workers just stop.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -1,0 +1,56 @@
+"""Azure ML target tests: the CLI, in process, against the real SDK and the in-process emulator.
+
+The only seam is the client factory's default options (transport + credential); everything else is production code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from finetune.backends.azureml.client import ClientOptions, default_options
+from finetune.testing import AzureMLEmulator
+
+HERE = Path(__file__).parent
+SPEC = HERE / "phi3-emulated.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    saved = dict(os.environ)
+    monkeypatch.setenv("FINETUNE_POLL_SECONDS", "0.01")
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def fast_stream(monkeypatch):
+    from azure.ai.ml.operations._run_history_constants import RunHistoryConstants
+
+    monkeypatch.setattr(RunHistoryConstants, "_WAIT_COMPLETION_POLLING_INTERVAL_MIN", 0)
+    monkeypatch.setattr(RunHistoryConstants, "_WAIT_COMPLETION_POLLING_INTERVAL_MAX", 0)
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """A copy of the emulated spec and its data, so each test has its own state folder."""
+    shutil.copy(SPEC, tmp_path / "spec.yaml")
+    shutil.copytree(HERE.parent / "fixtures" / "ultrachat-mini", tmp_path / "data")
+    text = (tmp_path / "spec.yaml").read_text().replace("path: ../fixtures/ultrachat-mini", "path: data")
+    (tmp_path / "spec.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.fixture
+def emu(monkeypatch, fast_stream):
+    with AzureMLEmulator(acceleration=1_000_000.0) as emulator:
+        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", emulator.subscription_id)
+        monkeypatch.setenv("AZURE_RESOURCE_GROUP", emulator.resource_group)
+        monkeypatch.setenv("AZUREML_WORKSPACE_NAME", emulator.workspace_name)
+        options = ClientOptions(transport=emulator.transport, credential=emulator.credential, polling_interval=0.001)
+        with default_options(options):
+            yield emulator
