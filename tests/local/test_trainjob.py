@@ -66,30 +66,31 @@ def test_resume_after_kill(chat_files, tmp_path, tracking_uri):
     heavy()
     out = tmp_path / "job"
     config = make_config(chat_files, out, tracking_uri, parameters={"max_steps": 40, "per_device_train_batch_size": 2},
-                         checkpoint_every_steps=3)
+                         checkpoint_every_steps=4)
     first = trainjob.launch(config)
     assert first.state is JobState.RUNNING
-    _wait_for(lambda: (read_status(out).get("last_checkpoint_step") or 0) >= 3)
-
-    # While it runs: launch re-attaches, and a second process for the same dir refuses to start.
-    again = trainjob.launch(config)
-    assert again.state is JobState.RUNNING and again.pid == first.pid
-    second = subprocess.run([sys.executable, "-m", trainjob.MODULE, "run", str(out / "job.json")],
-                            capture_output=True, text=True, timeout=60)
-    assert second.returncode == trainjob.EXIT_ALREADY_RUNNING
-
+    _wait_for(lambda: (read_status(out).get("last_checkpoint_step") or 0) >= 4)
+    os.kill(first.pid, signal.SIGSTOP)  # freeze it mid-run: the checks below must not race the end of training
+    try:
+        # While it runs: launch re-attaches, and a second process for the same dir refuses to start.
+        again = trainjob.launch(config)
+        assert again.state is JobState.RUNNING and again.pid == first.pid
+        second = subprocess.run([sys.executable, "-m", trainjob.MODULE, "run", str(out / "job.json")],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == trainjob.EXIT_ALREADY_RUNNING
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
     run_id = read_status(out)["mlflow"]["run_id"]
-    os.kill(first.pid, signal.SIGKILL)
     interrupted = _wait_for(lambda: (s := trainjob.observe(out)).state is JobState.INTERRUPTED and s)
     checkpoint_step = read_status(out)["last_checkpoint_step"]
-    assert 3 <= checkpoint_step < 40 and interrupted.terminal
+    assert 4 <= checkpoint_step < 40 and interrupted.terminal
 
     resumed = trainjob.launch(config)
     assert resumed.pid != first.pid
     done = trainjob.wait(out, timeout=240)
     assert done.state is JobState.COMPLETED, done.error
     raw = read_status(out)
-    assert raw["attempt"] == 2 and raw["resumed_from_step"] >= checkpoint_step and raw["step"] == 40
+    assert raw["attempt"] == 2 and raw["resumed_from_step"] == checkpoint_step and raw["step"] == 40
     assert raw["mlflow"]["run_id"] == run_id  # the same MLflow run continues
     assert "resuming from" in (out / "train.log").read_text()
     assert len(list((out / "checkpoints").glob("checkpoint-*"))) <= config.checkpoints_to_keep

@@ -155,6 +155,7 @@ def launch(config: LocalTrainConfig, *, env: dict[str, str] | None = None, repla
 
     A Failed, Canceled or Interrupted job is started again in the same dir and resumes from its latest checkpoint.
     A dir holding a different job (another training hash) is refused unless replace=True, which wipes it.
+    A Completed job whose model/ was removed runs again (from its last checkpoint).
     """
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,7 @@ def launch(config: LocalTrainConfig, *, env: dict[str, str] | None = None, repla
             for key in ("status", "base", "checkpoints", "model"):
                 _remove(p[key])
             status = observe(out)
-        if status.state is JobState.COMPLETED:
+        if status.state is JobState.COMPLETED and (p["model"] / "config.json").exists():
             return status
         config.save(p["job"])
         child = spawn_detached(["-m", MODULE, "run", str(p["job"])], p["log"], env=env)
