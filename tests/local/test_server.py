@@ -19,7 +19,7 @@ def test_start_score_stop(trained_job, tmp_path):
         assert info.port > 0 and info.pid != os.getpid()
         answer = server.score(info.url, MESSAGES, {"max_new_tokens": 8, "temperature": 0}, key="k")
         assert isinstance(answer, str)
-        with pytest.raises(Exception, match="401"):
+        with pytest.raises(server.ServerError, match="HTTP 401"):
             server.score(info.url, MESSAGES)
         # Starting again for the same model adopts the running server.
         assert server.start_server(trained_job["status"].model_dir, state).pid == info.pid

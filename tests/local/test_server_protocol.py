@@ -80,3 +80,13 @@ def test_bearer_key(http_server):
     assert _post(url + "/score", {"input_data": {"input_string": MSGS}},
                  {"Authorization": "Bearer wrong"})[0] == 401
     assert score(url, MSGS, key="s3cret").startswith("echo: hi")
+
+
+def test_score_errors_are_server_errors(http_server):
+    from finetune.backends.local.server import ServerError
+
+    url = http_server(key="k")
+    with pytest.raises(ServerError, match="HTTP 401 .*missing or wrong bearer key"):
+        score(url, MSGS)
+    with pytest.raises(ServerError, match="no answer"):
+        score("http://127.0.0.1:9", MSGS, timeout=2)

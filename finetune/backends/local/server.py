@@ -297,14 +297,24 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
 
 def score(url: str, messages: list[dict[str, str]], parameters: dict[str, Any] | None = None,
           key: str | None = None, timeout: float = 60.0) -> str:
-    """One request in the Azure ML shape; returns the assistant text. (A convenience for tests and smoke tests.)"""
+    """One request in the Azure ML shape; returns the assistant text. Failures raise ServerError (with the HTTP
+    status and the server's error message when there is one)."""
     body = json.dumps({"input_data": {"input_string": [messages], "parameters": parameters or {}}}).encode()
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
     req = urllib.request.Request(url.rstrip("/") + "/score", data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())["output"]
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return json.loads(resp.read())["output"]
+    except urllib.error.HTTPError as err:
+        try:
+            detail = json.loads(err.read()).get("error", "")
+        except (ValueError, AttributeError, OSError):
+            detail = ""
+        raise ServerError(f"HTTP {err.code} from {url}: {detail or err.reason}") from err
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        raise ServerError(f"no answer from {url}: {exc}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
