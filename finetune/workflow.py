@@ -100,6 +100,9 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say) -> Plann
         backend.data_files = files
     facts = replace(offline_facts(loaded, data.hashes()),
                     workspace_identity=backend.target_identity.split(":", 1)[1])
+    prefetch = getattr(backend, "prefetch", None)
+    if prefetch is not None:  # reads that do not wait for resolution start now
+        prefetch(build_graph(loaded.spec, facts))
     say("resolving model and component versions")
     facts, _ = backend.resolve(loaded, facts)
     graph = build_graph(loaded.spec, facts)

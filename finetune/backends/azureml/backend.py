@@ -10,7 +10,7 @@ import os
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from finetune.backends.azureml.errors import call
 from finetune.backends.azureml.modelinfo import ModelInfo, model_info
 from finetune.backends.base import StepContext
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
-from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource
+from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known
 from finetune.invoke import build_request, parse_response
 from finetune.plan.model import Action, Change, Observed
 from finetune.spec.load import LoadedSpec
@@ -58,9 +58,16 @@ class AzureMLBackend:
         self._ws = None
         self._registries: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._registry_lock = threading.Lock()
         self.model: ModelInfo | None = None
         self.component: Any = None
         self.sizes: dict[str, Any] = {}
+        self._pool = ThreadPoolExecutor(max_workers=12, thread_name_prefix="azureml")
+        self._prefetched: dict[str, tuple[tuple, Future]] = {}
+        self._usage_future: Future | None = None
+        self._resolving: dict[str, Future] = {}
+        self._jobs_future: Future | None = None
+        self._models_future: Future | None = None
         quiet_sdk_logs()
 
     # ---- clients --------------------------------------------------------------------------------------------------
@@ -77,13 +84,14 @@ class AzureMLBackend:
         return self._ws
 
     def registry(self, name: str):
-        with self._lock:  # model and component are resolved concurrently from the same registry
+        with self._registry_lock:  # model and component are resolved concurrently from the same registry
             if name not in self._registries:
                 self._registries[name] = call(lambda: make_registry_client(name, options=self.options),
                                               f"connect to registry {name}")
             return self._registries[name]
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         self._ws = None
         self._registries.clear()
 
@@ -92,9 +100,11 @@ class AzureMLBackend:
                 FORMAT_TAGS["fingerprint"]: resource.fingerprint, **extra}
 
     # ---- resolve --------------------------------------------------------------------------------------------------
-    def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
-        spec = self.spec
-        model, component = spec.model, spec.finetune.component
+    def _resolution(self) -> dict[str, Future]:
+        """Reads that resolve floating references; started once, by prefetch or by resolve."""
+        if self._resolving:
+            return self._resolving
+        model, component = self.spec.model, self.spec.finetune.component
 
         def get_model():
             client = self.registry(model.registry) if model.registry else self.ws
@@ -115,16 +125,21 @@ class AzureMLBackend:
         def get_sizes():
             return {s.name.lower(): s for s in call(lambda: list(self.ws.compute.list_sizes()), "list VM sizes")}
 
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="resolve") as pool:
-            futures = {"model": pool.submit(get_model), "component": pool.submit(get_component),
-                       "sizes": pool.submit(get_sizes)}
-            errors = []
-            results = {}
-            for key, future in futures.items():
-                try:
-                    results[key] = future.result()
-                except FinetuneError as exc:
-                    errors.extend(exc.diagnostics)
+        self._resolving = {"model": self._pool.submit(get_model), "component": self._pool.submit(get_component),
+                           "sizes": self._pool.submit(get_sizes)}
+        return self._resolving
+
+    def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
+        spec = self.spec
+        model = spec.model
+        futures = self._resolution()
+        errors = []
+        results = {}
+        for key, future in futures.items():
+            try:
+                results[key] = future.result()
+            except FinetuneError as exc:
+                errors.extend(exc.diagnostics)
         if errors:
             raise FinetuneError(errors)
         found = results["model"]
@@ -141,16 +156,53 @@ class AzureMLBackend:
         return facts, []
 
     # ---- observe --------------------------------------------------------------------------------------------------
-    def observe(self, graph: Graph) -> dict[str, Observed | None]:
+    READERS = {"compute": obs.observe_compute, "data": obs.observe_data, "job": obs.observe_job,
+               "model": obs.observe_model, "endpoint": obs.observe_endpoint, "deployment": obs.observe_deployment}
+    # What can be read before floating references are resolved: the fields that name each resource.
+    IDENTITY = {"compute": ("name",), "data": ("name", "version"), "endpoint": ("name",),
+                "deployment": ("name", "endpoint")}
+
+    def _read(self, resource: Resource) -> Future:
+        return self._pool.submit(self.READERS[resource.kind], self.ws, resource, self.spec.metadata.name)
+
+    def prefetch(self, graph: Graph) -> None:
+        """Start reading what does not depend on resolution (and the quota), so reads overlap with resolve."""
+        self._resolution()
         name = self.spec.metadata.name
-        readers = {"compute": obs.observe_compute, "data": obs.observe_data, "job": obs.observe_job,
-                   "model": obs.observe_model, "endpoint": obs.observe_endpoint,
-                   "deployment": obs.observe_deployment}
-        targets = [r for r in graph.resources.values() if r.kind in readers and not (
-            r.kind == "data" and r.address == "data.sample")]
-        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="observe") as pool:
-            futures = {r.address: pool.submit(readers[r.kind], self.ws, r, name) for r in targets}
-            observed: dict[str, Observed | None] = {a: f.result() for a, f in futures.items()}
+        self._jobs_future = self._pool.submit(obs.list_spec_jobs, self.ws, name)
+        for resource in graph.resources.values():
+            if resource.kind == "model":
+                self._models_future = self._pool.submit(obs.list_model_versions, self.ws, resource.name)
+            identity = self._identity(resource)
+            if identity is not None and resource.desired.get("type") != "local file" and is_known(identity):
+                self._prefetched[resource.address] = (identity, self._read(resource))
+        self._usage()  # starts the quota read
+
+    def _identity(self, resource: Resource) -> tuple | None:
+        keys = self.IDENTITY.get(resource.kind)
+        return None if keys is None else tuple(resource.desired.get(k) for k in keys)
+
+    def _job_from_list(self, resource: Resource) -> Observed | None:
+        """The job from the prefetched list (apply re-reads it with a GET before ever submitting)."""
+        job = self._jobs_future.result().get(str(resource.desired["name"]).lower())
+        return None if job is None else obs.job_observed(job, self.spec.metadata.name)
+
+    def observe(self, graph: Graph) -> dict[str, Observed | None]:
+        futures: dict[str, Future] = {}
+        for resource in graph.resources.values():
+            if resource.kind not in self.READERS or resource.desired.get("type") == "local file":
+                continue
+            early = self._prefetched.get(resource.address)
+            if early is not None and early[0] == self._identity(resource):
+                futures[resource.address] = early[1]
+            elif resource.kind == "job" and self._jobs_future is not None:
+                futures[resource.address] = self._pool.submit(self._job_from_list, resource)
+            elif resource.kind == "model" and self._models_future is not None:
+                futures[resource.address] = self._pool.submit(
+                    obs.observe_model, self.ws, resource, self.spec.metadata.name, self._models_future.result())
+            else:
+                futures[resource.address] = self._read(resource)
+        observed: dict[str, Observed | None] = {a: f.result() for a, f in futures.items()}
         for resource in graph.resources.values():
             endpoint = observed.get(f"endpoint.{self.spec.endpoint.name}") if self.spec.endpoint else None
             if resource.kind == "traffic":
@@ -231,15 +283,17 @@ class AzureMLBackend:
                         "Quotas), lower the instance count, or pick another SKU")
 
     def _usage(self) -> dict[str, tuple[int, int]]:
-        if not hasattr(self, "_usage_cache"):
-            table = {}
-            for usage in call(lambda: list(self.ws.compute.list_usage()), "list quota usage"):
-                name = usage.name.get("value") if isinstance(usage.name, dict) else str(usage.name)
-                current = usage.current_value if usage.current_value is not None else getattr(usage,
-                                                                                              "currentValue", 0)
-                table[(name or "").lower().replace(" ", "")] = (int(current or 0), int(usage.limit or 0))
-            self._usage_cache = table
-        return self._usage_cache
+        if self._usage_future is None:
+            self._usage_future = self._pool.submit(self._read_usage)
+        return self._usage_future.result()
+
+    def _read_usage(self) -> dict[str, tuple[int, int]]:
+        table = {}
+        for usage in call(lambda: list(self.ws.compute.list_usage()), "list quota usage"):
+            name = usage.name.get("value") if isinstance(usage.name, dict) else str(usage.name)
+            current = usage.current_value if usage.current_value is not None else getattr(usage, "currentValue", 0)
+            table[(name or "").lower().replace(" ", "")] = (int(current or 0), int(usage.limit or 0))
+        return table
 
     # ---- apply ----------------------------------------------------------------------------------------------------
     def apply(self, change: Change, ctx: StepContext) -> dict[str, Any]:

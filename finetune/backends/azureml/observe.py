@@ -54,8 +54,16 @@ def observe_data(ws, resource: Resource, spec_name: str) -> Observed | None:
 def observe_job(ws, resource: Resource, spec_name: str) -> Observed | None:
     name = resource.desired["name"]
     job = _get_or_none(lambda: ws.jobs.get(name), f"read job {name}")
-    if job is None:
-        return None
+    return None if job is None else job_observed(job, spec_name)
+
+
+def list_spec_jobs(ws, spec_name: str) -> dict[str, Any]:
+    """Jobs carrying finetune's tags (one paged read), by lowercase name; filtered to this spec locally."""
+    jobs = call(lambda: list(ws.jobs.list(tag=FORMAT_TAGS["spec"])), "list jobs")
+    return {job.name.lower(): job for job in jobs if (job.tags or {}).get(FORMAT_TAGS["spec"]) == spec_name}
+
+
+def job_observed(job, spec_name: str) -> Observed:
     status = str(getattr(job.status, "value", job.status))
     return Observed(True, {"name": job.name}, status=status, managed=managed_by(job.tags, spec_name),
                     details={"name": job.name, "studio_url": getattr(job, "studio_url", None),
@@ -74,17 +82,20 @@ def job_metrics(job) -> dict[str, float]:
     return metrics
 
 
-def observe_model(ws, resource: Resource, spec_name: str) -> Observed | None:
+def list_model_versions(ws, name: str) -> list[Any]:
+    try:
+        return call(lambda: list(ws.models.list(name=name)), f"list model {name}")
+    except Exception as exc:
+        if is_not_found(exc.__cause__ or exc):
+            return []
+        raise
+
+
+def observe_model(ws, resource: Resource, spec_name: str, versions: list[Any] | None = None) -> Observed | None:
     """The model version registered from this resource's training run (matched by the fingerprint tag)."""
     if resource.fingerprint == "(known after apply)":
         return None
-    try:
-        versions = call(lambda: list(ws.models.list(name=resource.name)), f"list model {resource.name}")
-    except Exception as exc:
-        if is_not_found(exc.__cause__ or exc):
-            return None
-        raise
-    for model in versions:
+    for model in list_model_versions(ws, resource.name) if versions is None else versions:
         tags = model.tags or {}
         if tags.get(FORMAT_TAGS["fingerprint"]) == resource.fingerprint:
             props = {"name": model.name, "version": model.version, "description": model.description,
