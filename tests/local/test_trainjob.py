@@ -121,3 +121,12 @@ def test_failure_lands_in_the_status_file(chat_files, tmp_path):
 def test_observe_an_empty_dir(tmp_path):
     status = trainjob.observe(tmp_path)
     assert status.state is JobState.NOT_STARTED and status.model_dir is None and not status.terminal
+
+
+def test_unusable_mlflow_fails_the_job(chat_files, tmp_path):
+    heavy()
+    out = tmp_path / "job"
+    config = make_config(chat_files, out, "bogus-scheme://nowhere", parameters={"max_steps": 3})
+    trainjob.launch(config)
+    status = trainjob.wait(out, timeout=120)
+    assert status.state is JobState.FAILED and "MLflow tracking failed" in status.error

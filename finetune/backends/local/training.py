@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from finetune.backends.local import cputhreads
 from finetune.backends.local.chatdata import ChatCollator, encode_file
 from finetune.backends.local.config import LocalTrainConfig
-from finetune.backends.local.proc import write_json_atomic
+from finetune.backends.local.proc import read_json, spawn_detached, tail, write_json_atomic
 from finetune.backends.local.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
 from finetune.backends.local.trainjob import StatusWriter, paths
 
@@ -70,7 +72,43 @@ def load_base(config: LocalTrainConfig, device: str) -> tuple[Any, Any]:
     return tokenizer, model
 
 
-def _make_callback(status: StatusWriter, logger: Any, config: LocalTrainConfig) -> Any:
+class MlflowSidecar:
+    """Trainer side of MLflow tracking: metrics go to metrics.jsonl; a sidecar process (mlflowsync) ships them."""
+
+    def __init__(self, output_dir: Path):
+        from finetune.backends.local.metricslog import MetricsLog
+
+        self.dir = output_dir
+        path = output_dir / "metrics.jsonl"
+        offset = path.stat().st_size if path.exists() else 0
+        self.log = MetricsLog(path)
+        self.proc = spawn_detached(["-m", "finetune.backends.local.mlflowsync", str(output_dir), "--parent",
+                                    str(os.getpid()), "--offset", str(offset)], output_dir / "mlflow.log")
+        self.run: dict[str, Any] | None = None
+
+    def check(self) -> dict[str, Any] | None:
+        """The run's ids once the sidecar has created it; raises if the sidecar failed (MLflow unusable)."""
+        code = self.proc.poll()
+        if code not in (None, 0):
+            raise RuntimeError(f"MLflow tracking failed (exit {code}):\n{tail(self.dir / 'mlflow.log', 12)}")
+        if self.run is None:
+            self.run = read_json(self.dir / "mlflow.json")
+        return self.run
+
+    def finish(self, outcome: str, timeout: float = 120.0) -> dict[str, Any] | None:
+        """End the run and wait for everything to be shipped (so Completed means the metrics are in MLflow)."""
+        self.log.write({"end": outcome})
+        self.log.close()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.proc.kill()
+            raise RuntimeError(f"MLflow tracking did not finish within {timeout:.0f}s") from exc
+        self.run = None  # re-read: the file may be an earlier attempt's until the sidecar rewrites it
+        return self.check()
+
+
+def _make_callback(status: StatusWriter, tracker: MlflowSidecar | None, config: LocalTrainConfig) -> Any:
     from transformers import TrainerCallback
 
     class JobCallback(TrainerCallback):
@@ -78,6 +116,7 @@ def _make_callback(status: StatusWriter, logger: Any, config: LocalTrainConfig) 
 
         def __init__(self) -> None:
             self.last_save = time.monotonic()
+            self.last_check = 0.0
 
         def on_train_begin(self, args, state, control, **kwargs):
             status.update(force=True, max_steps=state.max_steps, step=state.global_step)
@@ -85,8 +124,8 @@ def _make_callback(status: StatusWriter, logger: Any, config: LocalTrainConfig) 
         def on_log(self, args, state, control, logs=None, **kwargs):
             numbers = {k: float(v) for k, v in (logs or {}).items()
                        if isinstance(v, int | float) and math.isfinite(v)}
-            if logger is not None and numbers:
-                logger.log_metrics(numbers, step=state.global_step)
+            if tracker is not None and numbers:
+                tracker.log.write({"step": state.global_step, "metrics": numbers})
             status.update(metrics={**status.data.get("metrics", {}), **numbers}, step=state.global_step,
                           epoch=round(state.epoch or 0.0, 4))
 
@@ -96,6 +135,11 @@ def _make_callback(status: StatusWriter, logger: Any, config: LocalTrainConfig) 
             if (every and state.global_step % every == 0) or (
                     interval is not None and time.monotonic() - self.last_save >= interval):
                 control.should_save = True
+            if tracker is not None and time.monotonic() - self.last_check >= 1.0:
+                self.last_check = time.monotonic()
+                run = tracker.check()
+                if run and not status.data.get("mlflow"):
+                    status.data["mlflow"] = run
             status.update(step=state.global_step, epoch=round(state.epoch or 0.0, 4))
             return control
 
@@ -167,11 +211,26 @@ def apply_lora(model: Any, prm: dict[str, Any]) -> Any:
 
 def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
     """Train (resuming from the latest checkpoint if any), merge, save; returns the final status fields."""
+    p = paths(config.output_dir)
+    # Started first, so MLflow's import and DB setup overlap torch's import on another core.
+    tracker = MlflowSidecar(Path(config.output_dir)) if config.mlflow is not None else None
+    try:
+        return _train(config, status, tracker, p)
+    except BaseException as exc:
+        if tracker is not None:
+            try:
+                tracker.finish("FAILED" if isinstance(exc, Exception) else "KILLED", timeout=30)
+            except Exception:  # the original error matters more than a failed bookkeeping write
+                pass
+        raise
+
+
+def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSidecar | None,
+           p: dict[str, Path]) -> dict[str, Any]:
     from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
-    log("training process started")
-    p = paths(config.output_dir)
+    log("training libraries imported")
     prm = config.parameters
     device = pick_device()
     set_seed(prm["seed"])
@@ -193,52 +252,34 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
     status.update(force=True, device=device, precision=precision, cpu_threads=threads, train_rows=len(train_rows),
                   eval_rows=len(eval_rows))
 
-    logger = None
-    if config.mlflow is not None:
-        from finetune.backends.local.tracking import RunLogger
-
-        m = config.mlflow
-        logger = RunLogger(m.tracking_uri, m.experiment_name, m.run_name, m.tags,
-                           resume_run_id=(status.data.get("mlflow") or {}).get("run_id"))
-        status.update(force=True, mlflow={"tracking_uri": m.tracking_uri, "experiment_id": logger.experiment_id,
-                                          "run_id": logger.run_id})
-        logger.log_params({**prm, "model_source": config.model.describe(), "train_file": config.train_file,
-                           "validation_file": config.validation_file or "", "device": device,
-                           "effective_precision": precision, "max_seq_length_effective": max_len,
-                           "train_rows": len(train_rows), "eval_rows": len(eval_rows)})
-        log(f"MLflow run {logger.run_id}")
-    try:
-        trainer = _counting_trainer_class()(
-            model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows or None,
-            data_collator=ChatCollator(tokenizer.pad_token_id), callbacks=[_make_callback(status, logger, config)])
-        log("trainer ready")
-        last = get_last_checkpoint(str(p["checkpoints"])) if p["checkpoints"].is_dir() else None
-        resumed_from = None
-        if last:
-            resumed_from = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
-            log(f"resuming from {last} (step {resumed_from})")
-            status.update(force=True, resumed_from_step=resumed_from, step=resumed_from)
-        started = time.perf_counter()
-        result = trainer.train(resume_from_checkpoint=last)
-        seconds = time.perf_counter() - started
-        tokens = int(trainer.tokens)
-        log(f"trained {trainer.state.global_step} steps, {tokens} tokens in {seconds:.1f}s")
-        model_dir = save_merged(trainer.model, tokenizer, p["model"], {
-            "training_hash": config.training_hash(), "model_source": config.model.describe(),
-            "global_step": trainer.state.global_step, "metrics": result.metrics})
-        log(f"saved {model_dir}")
-        if logger is not None:
-            logger.log_metrics({"train_tokens_per_second": tokens / seconds if seconds else 0.0},
-                               step=trainer.state.global_step)
-            logger.end("FINISHED")
-        log("done")
-    except BaseException as exc:
-        if logger is not None:
-            try:
-                logger.end("FAILED" if isinstance(exc, Exception) else "KILLED")
-            except Exception:  # the original error matters more than a failed bookkeeping write
-                pass
-        raise
+    if tracker is not None:
+        tracker.log.write({"params": {"device": device, "effective_precision": precision, "cpu_threads": threads,
+                                      "max_seq_length_effective": max_len, "train_rows": len(train_rows),
+                                      "eval_rows": len(eval_rows)}})
+    trainer = _counting_trainer_class()(
+        model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows or None,
+        data_collator=ChatCollator(tokenizer.pad_token_id), callbacks=[_make_callback(status, tracker, config)])
+    log("trainer ready")
+    last = get_last_checkpoint(str(p["checkpoints"])) if p["checkpoints"].is_dir() else None
+    if last:
+        resumed_from = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
+        log(f"resuming from {last} (step {resumed_from})")
+        status.update(force=True, resumed_from_step=resumed_from, step=resumed_from)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - started
+    tokens = int(trainer.tokens)
+    log(f"trained {trainer.state.global_step} steps, {tokens} tokens in {seconds:.1f}s")
+    model_dir = save_merged(trainer.model, tokenizer, p["model"], {
+        "training_hash": config.training_hash(), "model_source": config.model.describe(),
+        "global_step": trainer.state.global_step, "metrics": result.metrics})
+    log(f"saved {model_dir}")
+    if tracker is not None:
+        tracker.log.write({"step": trainer.state.global_step,
+                           "metrics": {"train_tokens_per_second": tokens / seconds if seconds else 0.0}})
+        status.update(mlflow=tracker.finish("FINISHED"))
+        log(f"MLflow run {status.data['mlflow']['run_id']} finished")
+    log("done")
     return {"step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
             "epoch": round(trainer.state.epoch or 0.0, 4), "model_dir": str(model_dir),
             "metrics": {**status.data.get("metrics", {}), **result.metrics},

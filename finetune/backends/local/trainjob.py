@@ -8,7 +8,8 @@ API for the backend adapter (stdlib only at import time):
 The process itself: `python -m finetune.backends.local.trainjob run OUTPUT_DIR/job.json`.
 
 Output dir layout: job.json (the config), status.json, train.log, .lock (held by the live run), base/ (a built
-tiny base, reused on resume), checkpoints/checkpoint-N/, model/ (the merged model + tokenizer once Completed).
+tiny base, reused on resume), checkpoints/checkpoint-N/, model/ (the merged model + tokenizer once Completed),
+metrics.jsonl (every logged metric), mlflow.json + mlflow.log (the MLflow sidecar's run ids and log).
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def paths(output_dir: str | Path) -> dict[str, Path]:
     out = Path(output_dir)
     return {"job": out / "job.json", "status": out / "status.json", "log": out / "train.log", "lock": out / ".lock",
             "launch_lock": out / ".launch.lock", "base": out / "base", "checkpoints": out / "checkpoints",
-            "model": out / "model"}
+            "model": out / "model", "metrics": out / "metrics.jsonl", "mlflow": out / "mlflow.json",
+            "mlflow_log": out / "mlflow.log"}
 
 
 # --- locks: the run holds an exclusive flock for its lifetime; the kernel drops it however the process dies ---
@@ -168,7 +170,7 @@ def launch(config: LocalTrainConfig, *, env: dict[str, str] | None = None, repla
         if previous is not None and LocalTrainConfig.from_dict(previous).training_hash() != config.training_hash():
             if not replace:
                 raise ConfigError(f"{out} holds a different training job; pass replace=True to discard it")
-            for key in ("status", "base", "checkpoints", "model"):
+            for key in ("status", "base", "checkpoints", "model", "metrics", "mlflow"):
                 _remove(p[key])
             status = observe(out)
         if status.state is JobState.COMPLETED and (p["model"] / "config.json").exists():
