@@ -217,10 +217,10 @@ def apply(
         raise typer.Exit(EXIT_ERROR)
     if not json_out:
         outputs = {a: s.outputs for a, s in result.steps.items() if s.outputs}
-        answer = next((o.get("answer") for a, o in outputs.items() if a.startswith("smoke_test.")), None)
+        smoke = next((o for a, o in outputs.items() if a.startswith("smoke_test.") and "answer" in o), None)
         say(f"Apply complete in {result.elapsed:.1f} s.", "bold green")
-        if answer:
-            say(f"Smoke test answer: {answer}")
+        if smoke is not None:
+            say(f"Smoke test answer: {smoke['answer'] or '(empty)'}")
 
 
 def _saved_plan(path: Path):

@@ -1,0 +1,124 @@
+"""The local target end to end through the CLI: apply, invoke, status, re-apply, a killed server, destroy."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from finetune.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICKSTART_DATA = ROOT / "examples" / "data" / "quickstart"
+
+pytest.importorskip("torch")
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+@pytest.fixture
+def spec(tmp_path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train", "test"):
+        rows = (QUICKSTART_DATA / f"{name}.jsonl").read_text().splitlines()
+        (data / f"{name}.jsonl").write_text("\n".join(rows[:32]) + "\n")
+    path = tmp_path / "spec.yaml"
+    path.write_text(textwrap.dedent("""\
+        apiVersion: finetune/v1
+        kind: FineTune
+        metadata:
+          name: local-test
+        model:
+          tiny: {layers: 1, hidden_size: 64, heads: 2, vocab_size: 600}
+        data:
+          source:
+            path: data
+          splits: {train: train, test: test, sample: test}
+        finetune:
+          parameters:
+            num_train_epochs: 1
+            per_device_train_batch_size: 8
+            learning_rate: 1e-3
+            max_seq_length: 128
+        registered_model:
+          name: local-test-model
+        endpoint:
+          name: local-test
+          deployments:
+            - name: local
+        smoke_test:
+          parameters: {max_new_tokens: 8, do_sample: false}
+        """))
+    yield path
+    run_quietly("destroy", str(path), "--auto-approve")
+
+
+def run_quietly(*argv: str) -> None:
+    try:
+        main(list(argv))
+    except SystemExit:
+        pass
+
+
+def test_local_lifecycle(spec, capsys):
+    code, out, err = run(capsys, "apply", str(spec), "--auto-approve")
+    assert code == 0, err
+    assert "Smoke test answer:" in out
+    state = spec.parent / ".finetune"
+    assert (state / "mlflow.db").exists()
+    jobs = list((state / "jobs").iterdir())
+    assert len(jobs) == 1
+
+    code, out, _ = run(capsys, "invoke", str(spec), "-m", "How often should I water a fern?", "--json")
+    assert code == 0 and isinstance(json.loads(out)["answer"], str)
+
+    code, out, _ = run(capsys, "status", str(spec), "--json")
+    report = json.loads(out)
+    assert code == 0
+    job = next(r for r in report["resources"] if r["address"] == "job.finetune")
+    assert job["status"] == "Completed"
+    assert Path(report["loss_png"]).exists() and report["loss_plot"]
+    model = next(r for r in report["resources"] if r["address"].startswith("model."))
+    assert model["properties"]["version"] == "1"
+
+    # an unchanged spec does not retrain
+    code, out, err = run(capsys, "apply", str(spec), "--auto-approve")
+    assert code == 0, err
+    assert "Nothing to do" in out
+    assert len(list((state / "jobs").iterdir())) == 1
+
+    # a killed server is noticed by status and restarted by apply
+    server_state = next((state / "servers").glob("*.json"))
+    pid = json.loads(server_state.read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    code, out, _ = run(capsys, "status", str(spec))
+    assert code == 0
+    assert "died" in out or "absent" in out
+    code, out, err = run(capsys, "apply", str(spec), "--auto-approve")
+    assert code == 0, err
+    assert "deployment.local-test/local" in err
+    assert len(list((state / "jobs").iterdir())) == 1  # restarting the server does not retrain
+
+    code, _, err = run(capsys, "destroy", str(spec), "--auto-approve")
+    assert code == 0, err
+    assert not list((state / "servers").glob("*.json"))
+    code, out, _ = run(capsys, "plan", str(spec), "--json")
+    changes = {c["address"]: c["action"] for c in json.loads(out)["changes"]}
+    assert changes["endpoint.local-test"] == "create" and changes["job.finetune"] == "noop"
+
+
+def test_local_rejects_emulate(spec, capsys):
+    code, _, err = run(capsys, "plan", str(spec), "--emulate")
+    assert code == 1 and "--emulate rehearses the azureml target" in err
+    shutil.rmtree(spec.parent / ".finetune", ignore_errors=True)
