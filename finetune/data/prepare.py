@@ -184,9 +184,9 @@ def _chunk_results(
     if len(wanted) >= chunks.PARALLEL_MIN_ROWS and workers > 1 and all(f.format in _SPLITTABLE for f in files):
         yield from chunks.run_parallel(_tasks(files, wanted, route), workers)
         return
-    rows = _rows(files, wanted)
-    while batch := list(islice(rows, chunks.CHUNK_ROWS)):
-        yield chunks.process((row for _, row in batch), [route[index] for index, _ in batch])
+    rows = ((row, route[index]) for index, row in _rows(files, wanted))
+    while parts := chunks.process(islice(rows, chunks.LOCAL_CHUNK_ROWS)):
+        yield parts
 
 
 _SPLITTABLE = ("jsonl", "parquet")  # formats that can be cut into independent tasks cheaply

@@ -141,17 +141,16 @@ def _parquet_selected(path: Path, selected: Sequence[int]) -> Iterator[SourceRow
             pos += 1
         if pos > lo:
             local = [i - start for i in selected[lo:pos]]
-            batches = pf.iter_batches(batch_size=_BATCH, row_groups=[group])
-            for row in _batches_selected(path, batches, local):
-                yield SourceRow(start + row.index, row.path, start + row.line, row.data)
+            yield from _batches_selected(path, pf.iter_batches(batch_size=_BATCH, row_groups=[group]), local, start)
         if pos >= len(selected):
             return
         start = end
 
 
-def _batches_selected(path: Path, batches: Any, selected: Sequence[int]) -> Iterator[SourceRow]:
+def _batches_selected(path: Path, batches: Any, selected: Sequence[int], first: int = 0) -> Iterator[SourceRow]:
+    """Rows at `selected` (indices into the batches), numbered from `first` (where the batches start in the file)."""
     pos = 0  # index into `selected`
-    start = 0  # file index of the batch's first row
+    start = 0  # index of the batch's first row in the batches
     for batch in batches:
         end = start + batch.num_rows
         take: list[int] = []
@@ -169,7 +168,8 @@ def _batches_selected(path: Path, batches: Any, selected: Sequence[int]) -> Iter
             names = part.schema.names
             columns = [column.to_pylist() for column in part.columns]
             for offset, values in zip(take, zip(*columns, strict=True), strict=True):
-                yield SourceRow(start + offset, str(path), start + offset + 1, dict(zip(names, values, strict=True)))
+                index = first + start + offset
+                yield SourceRow(index, str(path), index + 1, dict(zip(names, values, strict=True)))
         if pos >= len(selected):
             return
         start = end

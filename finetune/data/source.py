@@ -8,7 +8,7 @@ from typing import Any
 
 from finetune.data import hub
 from finetune.data.errors import DataError, SourceUnavailableError
-from finetune.data.hashing import file_info
+from finetune.data.hashing import FileInfo, file_info
 from finetune.data.layout import format_of, splits_in
 from finetune.data.readers import count_rows
 from finetune.data.request import HubSource, LocalSource, PrepareRequest
@@ -73,18 +73,27 @@ def _resolve_local(src: LocalSource, needed: list[str], memo_dir: Path | None) -
         root = Path(src.path or ".")
         available = splits_in(root, src.format)
         where = str(root)
-    splits: dict[str, list[SourceFile]] = {}
-    identity: dict[str, list[list[str]]] = {}
     for split in needed:
         if split not in available:
             raise DataError(
                 f"source split {split!r} not found in {where}",
                 hint=f"available: {', '.join(sorted(available)) or 'none'}",
             )
-        splits[split], identity[split] = [], []
-        for path in available[split]:
-            fmt = format_of(path, src.format)
-            info = file_info(path, fmt, memo_dir)
-            splits[split].append(SourceFile(path, fmt, info.rows))
-            identity[split].append([fmt, info.sha256])
+    files = [(split, path, format_of(path, src.format)) for split in needed for path in available[split]]
+    infos = _file_infos([(path, fmt) for _, path, fmt in files], memo_dir)
+    splits: dict[str, list[SourceFile]] = {split: [] for split in needed}
+    identity: dict[str, list[list[str]]] = {split: [] for split in needed}
+    for (split, path, fmt), info in zip(files, infos, strict=True):
+        splits[split].append(SourceFile(path, fmt, info.rows))
+        identity[split].append([fmt, info.sha256])
     return ResolvedSource({"kind": "local", "splits": identity}, splits)
+
+
+def _file_infos(files: list[tuple[Path, str]], memo_dir: Path | None) -> list[FileInfo]:
+    """file_info() of each file; several files are hashed on two threads (hashlib and reads release the GIL)."""
+    if len(files) < 2:
+        return [file_info(path, fmt, memo_dir) for path, fmt in files]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda f: file_info(f[0], f[1], memo_dir), files))

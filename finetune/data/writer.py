@@ -9,8 +9,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-# One shared encoder: json.dumps with options builds a new one per call.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# One shared encoder: json.dumps with options builds a new one per call. Rows read from files cannot be circular,
+# so the cycle check (~10% of the encoding time) is skipped; the bytes are the same.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 def dumps_row(row: Any) -> str:
