@@ -26,6 +26,8 @@ def render_status(report: dict[str, Any]) -> list[Line]:
             lines.append((f"      {name}: {value:.4g}" if isinstance(value, float) else f"      {name}: {value}", None))
         if entry.get("usd_per_hour"):
             lines.append((f"      cost: ${entry['usd_per_hour']:,.2f}/hour", None))
+    for warning in report.get("warnings", []):
+        lines.append((f"  ! {warning}", "yellow"))
     for line in report.get("loss_plot", []) or []:
         lines.append((line, None))
     if report.get("loss_png"):
