@@ -38,3 +38,26 @@ def row_problems(row: Any) -> list[str]:
     if isinstance(last, dict) and last.get("role") != "assistant":
         problems.append(f"last turn is {last.get('role')!r}, not 'assistant'")
     return problems
+
+
+def valid_turns(row: Any) -> tuple[list[tuple[str, str]], int] | None:
+    """((role, content) of each message, total content chars) of a row without problems, else None.
+
+    The fast path for the common, valid row: one pass that also yields what stats and overlap keys need.
+    It accepts exactly the rows row_problems() finds nothing wrong with (tests hold the two to agreeing).
+    """
+    messages = row.get("messages") if isinstance(row, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return None
+    turns: list[tuple[str, str]] = []
+    chars, has_user, role = 0, False, None
+    for message in messages:
+        if not isinstance(message, dict):
+            return None
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES_ALLOWED or not isinstance(content, str) or not content.strip():
+            return None
+        has_user = has_user or role == "user"
+        chars += len(content)
+        turns.append((role, content))
+    return (turns, chars) if has_user and role == "assistant" else None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from finetune.data.checks import row_problems
+from finetune.data.checks import row_problems, valid_turns
 from finetune.data.readers import SourceRow, iter_selected, parse_jsonl_line
 from finetune.data.result import BadRow
 from finetune.data.stats import SplitStats, overlap_keys
@@ -58,15 +58,16 @@ def process(rows: Iterable[tuple[SourceRow, str]]) -> dict[str, Part]:
         if part is None:
             part, lines[role] = parts.setdefault(role, Part()), []
         data = row.data
-        problems = row_problems(data)
-        if problems:
+        valid = valid_turns(data)
+        if valid is None:
             part.dropped += 1
             if len(part.bad) < MAX_BAD_ROWS:
-                part.bad.append(BadRow(role, row.path, row.line, tuple(problems)))
+                part.bad.append(BadRow(role, row.path, row.line, tuple(row_problems(data))))
             continue
+        turns, chars = valid
         lines[role].append(dumps_row(data))
-        part.stats.add(data)
-        keys = overlap_keys(data)
+        part.stats.add_counts(len(turns), chars)
+        keys = overlap_keys(data, turns)
         part.keys.append(keys if role == "train" else (keys, f"{row.path}:{row.line}"))
     for role, part in parts.items():
         part.rows = len(lines[role])

@@ -20,9 +20,12 @@ class SplitStats:
 
     def add(self, row: dict[str, Any]) -> None:
         messages = row["messages"]
-        chars = sum(len(m["content"]) for m in messages)
+        self.add_counts(len(messages), sum(len(m["content"]) for m in messages))
+
+    def add_counts(self, turns: int, chars: int) -> None:
+        """Add one row of `turns` messages with `chars` content characters."""
         self.rows += 1
-        self.turns += len(messages)
+        self.turns += turns
         self.chars += chars
         tokens = -(-chars // CHARS_PER_TOKEN)
         self.approx_tokens += tokens
@@ -40,13 +43,17 @@ class SplitStats:
         return asdict(self)
 
 
-def overlap_keys(row: dict[str, Any]) -> tuple[str | None, int]:
+def overlap_keys(row: dict[str, Any], turns: list[tuple[str, str]] | None = None) -> tuple[str | None, int]:
     """(prompt_id if the row has one, a hash of its conversation), for matching rows across splits.
+    `turns`: the row's (role, content) pairs, when already at hand.
 
-    Python's own hash is enough: the keys never leave the process, and only counts and line numbers are reported.
+    Python's own hash is enough: the keys never leave the process tree (workers are forked, so they share its hash
+    seed), and only counts and line numbers are reported.
     """
     prompt_id = row.get("prompt_id")
-    content = hash(tuple((m["role"], m["content"]) for m in row["messages"]))
+    if turns is None:
+        turns = [(m["role"], m["content"]) for m in row["messages"]]
+    content = hash(tuple(turns))
     return (prompt_id if isinstance(prompt_id, str) and prompt_id else None), content
 
 
