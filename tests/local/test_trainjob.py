@@ -130,3 +130,13 @@ def test_unusable_mlflow_fails_the_job(chat_files, tmp_path):
     trainjob.launch(config)
     status = trainjob.wait(out, timeout=120)
     assert status.state is JobState.FAILED and "MLflow tracking failed" in status.error
+
+
+def test_a_local_path_is_a_model_source(trained_job, tmp_path):
+    from finetune.backends.local.config import LocalTrainConfig
+    from finetune.backends.local.training import load_base
+
+    config = LocalTrainConfig(model={"path": trained_job["status"].model_dir}, train_file="unused",
+                              output_dir=str(tmp_path))
+    tokenizer, model = load_base(config, "cpu")
+    assert tokenizer.chat_template and model.config.num_hidden_layers == 2

@@ -11,5 +11,6 @@ imported inside the functions that need them.
     lossplot    sparkline, ascii_plot, write_png (no MLflow)
     layout      StateLayout: where things live under the project's state folder
 Internals: training (runs inside the job process), tiny (tokenizer + model from a config), chatdata (chat template
-encoding with assistant-only labels), tracking (MLflow client and run logging), cputhreads, proc.
+encoding with assistant-only labels), metricslog + mlflowsync (metrics file and the MLflow sidecar process that
+ships it), tracking (MLflow client and run logging), cputhreads, proc.
 """

@@ -119,6 +119,9 @@ class LocalTrainConfig:
     checkpoint_every_steps: int | None = None
     checkpoint_interval_s: float | None = 60.0
     checkpoints_to_keep: int = 2
+    # Batches of similar lengths: less padding, ~25% more real tokens/s on the quickstart chats. Changes batch
+    # composition, hence part of the training hash.
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):

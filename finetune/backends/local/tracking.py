@@ -56,8 +56,8 @@ def ensure_experiment(c: Any, tracking_uri: str, name: str) -> str:
 
 
 class RunLogger:
-    """Logs one training run. Metrics are buffered and written in batches so the training loop never waits on
-    sqlite for every step; resuming a job continues the same MLflow run."""
+    """Logs one training run (used by the mlflowsync sidecar). Metrics are buffered and written in batches;
+    resuming a job continues the same MLflow run."""
 
     def __init__(self, tracking_uri: str, experiment_name: str, run_name: str | None, tags: dict[str, str],
                  resume_run_id: str | None = None, flush_interval: float = 2.0):

@@ -186,6 +186,7 @@ def training_arguments(config: LocalTrainConfig, device: str, has_eval: bool) ->
         seed=prm["seed"],
         data_seed=prm["seed"],
         eval_strategy="epoch" if has_eval else "no",
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         save_strategy="no",  # the callback decides when to checkpoint (steps and/or seconds)
         save_total_limit=config.checkpoints_to_keep,
         report_to="none",  # metrics go to MLflow through the callback, batched
