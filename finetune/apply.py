@@ -62,9 +62,14 @@ Progress = Callable[[ProgressEvent], None]
 
 
 def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, Observed | None], journal: Journal,
-                progress: Progress, *, max_workers: int = 8, cancelled: threading.Event | None = None
-                ) -> ApplyResult:
-    """Apply every change of `plan` (noops included: they hand their outputs to dependents)."""
+                progress: Progress, *, max_workers: int = 8, cancelled: threading.Event | None = None,
+                refresh: Callable[[dict[str, dict[str, Any]]], Graph | None] | None = None) -> ApplyResult:
+    """Apply every change of `plan` (noops included: they hand their outputs to dependents).
+
+    `refresh(outputs)` may return a graph with values that were "(known after apply)" filled in from finished
+    steps (e.g. the registered model version); later steps then use it.
+    """
+    current = {"graph": graph}
     started = time.monotonic()
     cancelled = cancelled or threading.Event()
     changes = {c.address: c for c in plan.changes}
@@ -85,8 +90,8 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
 
         with lock:
             upstream = {a: dict(o) for a, o in outputs.items()}
-        ctx = StepContext(graph=graph, observed=observed, outputs=upstream, report=report, record=record,
-                          cancelled=cancelled)
+        ctx = StepContext(graph=current["graph"], observed=observed, outputs=upstream, report=report,
+                          record=record, cancelled=cancelled)
         try:
             result_outputs = backend.apply(change, ctx) or {}
         except Cancelled:
@@ -133,6 +138,8 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
                 results[address] = result
                 with lock:
                     outputs[address] = result.outputs
+                if refresh is not None and result.status == "ok":
+                    current["graph"] = refresh(dict(outputs)) or current["graph"]
                 kind = {"ok": "done", "failed": "failed", "interrupted": "interrupted"}[result.status]
                 message = result.message + (f" ({result.hint})" if result.hint else "")
                 if result.status != "ok" or changes[address].action.is_change or \

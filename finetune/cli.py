@@ -211,7 +211,7 @@ def apply(
                 _confirm("Apply these changes?", auto_approve)
         elif not json_out:
             say("Nothing to do: everything is up to date.", "green")
-        result = apply_plan(planned, backend, journal_for(loaded, backend), progress_printer(log))
+        result = apply_plan(planned, backend, journal_for(loaded, backend), progress_printer(log), loaded)
     _print_result(result, json_out)
     if not result.ok:
         raise typer.Exit(EXIT_ERROR)

@@ -180,11 +180,14 @@ def _endpoint_resources(spec: Spec, facts: ResolvedFacts, resources: list[Resour
     ep_address = f"endpoint.{endpoint.name}"
     ep_desired = {"name": name, "auth_mode": endpoint.auth_mode, "description": endpoint.description}
     resources.append(Resource(ep_address, "endpoint", name, ep_desired, (), fingerprint(ep_desired)))
+    blue_green = endpoint.rollout == "blue_green"
+    version = model_desired["version"]
+    actual = {d.name: (f"{d.name}-v{version}" if blue_green else d.name) for d in endpoint.deployments}
     deployment_addresses = []
     for deployment in endpoint.deployments:
         desired = {
-            "name": deployment.name, "endpoint": name, "sku": deployment.sku, "instance_count":
-            deployment.instance_count, "model": f"{model_desired['name']}@{model_desired['version']}",
+            "name": actual[deployment.name], "endpoint": name, "sku": deployment.sku, "instance_count":
+            deployment.instance_count, "model": f"{model_desired['name']}@{version}",
             "liveness_probe": deployment.liveness_probe.model_dump(),
             "request_timeout_ms": deployment.request_timeout_ms,
             "max_concurrent_requests_per_instance": deployment.max_concurrent_requests_per_instance,
@@ -192,20 +195,23 @@ def _endpoint_resources(spec: Spec, facts: ResolvedFacts, resources: list[Resour
         address = f"deployment.{endpoint.name}/{deployment.name}"
         deployment_addresses.append(address)
         settings = {k: v for k, v in desired.items() if k != "model"}
-        resources.append(Resource(address, "deployment", deployment.name, desired, (ep_address, model_address),
-                                  fingerprint(settings, job_fp)))
-    traffic = spec.traffic
-    resources.append(Resource(f"traffic.{endpoint.name}", "traffic", name, {"endpoint": name, "traffic": traffic},
-                              tuple(deployment_addresses), fingerprint(traffic)))
-    if spec.smoke_test.enabled:
-        smoke = spec.smoke_test
-        target = max(traffic, key=lambda k: traffic[k]) if traffic else endpoint.deployments[0].name
+        resources.append(Resource(address, "deployment", actual[deployment.name], desired,
+                                  (ep_address, model_address), fingerprint(settings, job_fp)))
+    traffic = {actual[k]: v for k, v in spec.traffic.items()}
+    traffic_address, smoke_address = f"traffic.{endpoint.name}", f"smoke_test.{endpoint.name}"
+    smoke = spec.smoke_test if spec.smoke_test.enabled else None
+    # blue/green: the new deployments are smoke-tested BEFORE traffic moves to them; in place: after.
+    traffic_deps = tuple(deployment_addresses) + ((smoke_address,) if smoke and blue_green else ())
+    resources.append(Resource(traffic_address, "traffic", name, {"endpoint": name, "traffic": traffic},
+                              traffic_deps, fingerprint(traffic)))
+    if smoke is not None:
+        target = max(traffic, key=lambda k: traffic[k]) if traffic else actual[endpoint.deployments[0].name]
         desired = {"endpoint": name, "deployment": target, "row": smoke.row, "seed": smoke.seed,
                    "parameters": dict(smoke.parameters),
                    "sample_split": spec.data.splits.sample or spec.data.splits.test}
-        deps = (f"traffic.{endpoint.name}", "data.sample") if spec.data.splits.sample else (f"traffic.{endpoint.name}",)
-        resources.append(Resource(f"smoke_test.{endpoint.name}", "smoke_test", name, desired, deps,
-                                  fingerprint(desired, job_fp)))
+        upstream = tuple(deployment_addresses) if blue_green else (traffic_address,)
+        deps = upstream + (("data.sample",) if spec.data.splits.sample else ())
+        resources.append(Resource(smoke_address, "smoke_test", name, desired, deps, fingerprint(desired, job_fp)))
 
 
 def _data_roles(spec: Spec) -> list[str]:

@@ -141,8 +141,16 @@ def check_saved_plan(saved: Plan, fresh: Plan) -> None:
                             hint="run `finetune plan --out` again and review it")
 
 
-def apply_plan(planned: Planned, backend: Backend, journal: Journal, progress: Progress) -> ApplyResult:
-    return run_changes(planned.plan, planned.graph, backend, planned.observed, journal, progress)
+def apply_plan(planned: Planned, backend: Backend, journal: Journal, progress: Progress,
+               loaded: LoadedSpec) -> ApplyResult:
+    def refresh(outputs: dict[str, dict[str, Any]]) -> Graph | None:
+        """Once the model version is registered, names that embed it (blue/green deployments) are known."""
+        version = next((o.get("version") for a, o in outputs.items() if a.startswith("model.") and o), None)
+        if version is None or planned.facts.registered_version == str(version):
+            return None
+        return build_graph(loaded.spec, replace(planned.facts, registered_version=str(version)))
+
+    return run_changes(planned.plan, planned.graph, backend, planned.observed, journal, progress, refresh=refresh)
 
 
 DEFAULT_DESTROY = ("smoke_test", "traffic", "deployment", "endpoint")

@@ -29,7 +29,23 @@ def diff(graph: Graph, observed: dict[str, Observed | None] | None,
         if address in blocked:
             change = Change(**{**change.__dict__, "blocked_by": tuple(blocked[address])})
         changes[address] = change
+    changes.update(_retirements(graph, observed))
     return list(changes.values())
+
+
+def _retirements(graph: Graph, observed: dict[str, Observed | None] | None) -> dict[str, Change]:
+    """What this spec created that it no longer wants (a deployment removed from the spec, or replaced by a
+    blue/green rollout): deleted after traffic has moved away from it."""
+    if observed is None:
+        return {}
+    traffic = tuple(a for a, r in graph.resources.items() if r.kind in ("traffic", "smoke_test"))
+    retired = {}
+    for address, current in observed.items():
+        if address in graph.resources or current is None or not current.exists or not current.managed:
+            continue
+        retired[address] = Change(address, "deployment", Action.DELETE, (
+            "no longer in the spec: removed once traffic has moved",), current.properties, None, traffic)
+    return retired
 
 
 def _change_for(resource: Resource, current: Observed | None, upstream: list[Change], *, offline: bool) -> Change:

@@ -11,7 +11,7 @@ from finetune import catalog
 from finetune.catalog.params import MANAGED_INPUTS, ParameterError, normalize, unknown_parameter_hint
 from finetune.errors import Diagnostics
 from finetune.spec.models import LocalSource, Spec, TargetKind
-from finetune.spec.naming import ENDPOINT_SUFFIX_LEN
+from finetune.spec.naming import ENDPOINT_SUFFIX_LEN, VERSION_SUFFIX_LEN
 from finetune.spec.yaml_source import Path, SourceMap, dotted
 
 
@@ -43,8 +43,8 @@ class _Checker:
         if problem:
             self.error(path, problem)
         elif reserve and len(value) > rule.max - reserve:
-            self.error(path, f"'{value}' is {len(value)} characters; with the stable suffix it would exceed "
-                             f"{rule.max}", f"shorten it to at most {rule.max - reserve} characters")
+            self.error(path, f"'{value}' is {len(value)} characters; with the suffix finetune appends it would "
+                             f"exceed {rule.max}", f"shorten it to at most {rule.max - reserve} characters")
 
     def names(self) -> None:
         spec = self.spec
@@ -57,8 +57,10 @@ class _Checker:
             reserve = ENDPOINT_SUFFIX_LEN if spec.endpoint.unique_suffix else 0
             self.name("endpoint", spec.endpoint.name, ("endpoint", "name"), reserve=reserve)
             seen: set[str] = set()
+            version_suffix = VERSION_SUFFIX_LEN if spec.endpoint.rollout == "blue_green" else 0
             for i, deployment in enumerate(spec.endpoint.deployments):
-                self.name("deployment", deployment.name, ("endpoint", "deployments", i, "name"))
+                self.name("deployment", deployment.name, ("endpoint", "deployments", i, "name"),
+                          reserve=version_suffix)
                 if deployment.name in seen:
                     self.error(("endpoint", "deployments", i, "name"), f"deployment '{deployment.name}' is defined "
                                "twice", "give each deployment its own name")

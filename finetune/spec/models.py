@@ -267,6 +267,10 @@ class EndpointSpec(_Model):
     traffic: dict[str, int] | None = Field(None, description="Deployment name -> percent; must sum to 100. Default: "
                                            "100 to the only deployment")
     prevent_destroy: bool = Field(False, description="Refuse `finetune destroy` of this endpoint")
+    rollout: Literal["in_place", "blue_green"] = Field(
+        "in_place", description="How a newly trained model reaches the endpoint: `in_place` updates each deployment; "
+        "`blue_green` creates a new deployment per model version (<name>-v<version>), smoke-tests it, then moves the "
+        "traffic and removes the old one")
 
 
 class SmokeTestSpec(_Model):

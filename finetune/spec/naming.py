@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 ENDPOINT_SUFFIX_LEN = 7  # "-" + 6 hex digits
+VERSION_SUFFIX_LEN = 6  # blue/green deployments: "-v" + up to 4 digits of the model version
 
 
 def stable_suffix(*parts: str) -> str:

@@ -262,3 +262,48 @@ def test_no_secret_reaches_output_journal_or_plan(emu, workdir, capsys):
         assert secret
         for text in outputs + files:
             assert secret not in text
+
+
+def test_blue_green_rollout_tests_the_new_model_before_moving_traffic(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    edit(spec, "  auth_mode: key\n", "  auth_mode: key\n  rollout: blue_green\n")
+    assert apply(capsys, spec)[0] == 0
+    [endpoint] = emu.state["endpoints"].values()
+    assert list(endpoint["deployments"]) == ["demo-v1"]
+    assert endpoint["body"]["properties"]["traffic"] == {"demo-v1": 100}
+
+    edit(spec, "learning_rate: 5e-6", "learning_rate: 1e-5")
+    code, out, _ = run(capsys, "plan", str(spec), "--json")
+    changes = {c["address"]: c for c in json.loads(out)["changes"]}
+    assert changes["deployment.ultrachat-completion/demo"]["action"] == "create"
+    assert changes["retire.ultrachat-completion/demo-v1"]["action"] == "delete"
+    emu.reset_log()
+    code, _, err = apply(capsys, spec)
+    assert code == 0, err
+    order = [(r.operation, r.path.rsplit("/", 1)[-1]) for r in emu.writes() if "onlineEndpoints" in r.operation
+             or "onlineDeployments" in r.operation]
+    created = order.index(("onlineDeployments.create", "demo-v2"))
+    scored = next(i for i, r in enumerate(emu.requests) if r.operation == "scoring.score")
+    routed = next(i for i, r in enumerate(emu.requests) if r.is_write and r.operation == "onlineEndpoints.create"
+                  and (r.body or {}).get("properties", {}).get("traffic") == {"demo-v2": 100})
+    deleted = next(i for i, r in enumerate(emu.requests) if r.operation == "onlineDeployments.delete")
+    first_create = next(i for i, r in enumerate(emu.requests) if r.operation == "onlineDeployments.create")
+    assert created >= 0 and first_create < scored < routed < deleted
+    [endpoint] = emu.state["endpoints"].values()
+    assert list(endpoint["deployments"]) == ["demo-v2"]
+    assert endpoint["body"]["properties"]["traffic"] == {"demo-v2": 100}
+
+
+def test_deployment_removed_from_the_spec_is_deleted(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    edit(spec, "    - name: demo\n", "    - name: green\n      sku: Standard_NC24ads_A100_v4\n    - name: demo\n")
+    edit(spec, "    demo: 100", "    demo: 100\n    green: 0")
+    assert apply(capsys, spec)[0] == 0
+    [endpoint] = emu.state["endpoints"].values()
+    assert sorted(endpoint["deployments"]) == ["demo", "green"]
+    edit(spec, "    - name: green\n      sku: Standard_NC24ads_A100_v4\n", "")
+    edit(spec, "    green: 0", "")
+    code, _, err = apply(capsys, spec)
+    assert code == 0, err
+    [endpoint] = emu.state["endpoints"].values()
+    assert list(endpoint["deployments"]) == ["demo"]

@@ -68,6 +68,7 @@ class AzureMLBackend:
         self._resolving: dict[str, Future] = {}
         self._jobs_future: Future | None = None
         self._models_future: Future | None = None
+        self._deployments_future: Future | None = None
         quiet_sdk_logs()
 
     # ---- clients --------------------------------------------------------------------------------------------------
@@ -157,10 +158,9 @@ class AzureMLBackend:
 
     # ---- observe --------------------------------------------------------------------------------------------------
     READERS = {"compute": obs.observe_compute, "data": obs.observe_data, "job": obs.observe_job,
-               "model": obs.observe_model, "endpoint": obs.observe_endpoint, "deployment": obs.observe_deployment}
+               "model": obs.observe_model, "endpoint": obs.observe_endpoint}
     # What can be read before floating references are resolved: the fields that name each resource.
-    IDENTITY = {"compute": ("name",), "data": ("name", "version"), "endpoint": ("name",),
-                "deployment": ("name", "endpoint")}
+    IDENTITY = {"compute": ("name",), "data": ("name", "version"), "endpoint": ("name",)}
 
     def _read(self, resource: Resource) -> Future:
         return self._pool.submit(self.READERS[resource.kind], self.ws, resource, self.spec.metadata.name)
@@ -176,11 +176,31 @@ class AzureMLBackend:
             identity = self._identity(resource)
             if identity is not None and resource.desired.get("type") != "local file" and is_known(identity):
                 self._prefetched[resource.address] = (identity, self._read(resource))
+            if resource.kind == "endpoint" and is_known(resource.name):
+                self._deployments_future = self._pool.submit(obs.list_deployments, self.ws, resource.name, name)
         self._usage()  # starts the quota read
 
     def _identity(self, resource: Resource) -> tuple | None:
         keys = self.IDENTITY.get(resource.kind)
         return None if keys is None else tuple(resource.desired.get(k) for k in keys)
+
+    def _observe_deployments(self, graph: Graph) -> dict[str, Observed | None]:
+        """Desired deployments by name, plus this spec's deployments the graph no longer has (to be removed)."""
+        endpoint = next((r for r in graph.resources.values() if r.kind == "endpoint"), None)
+        if endpoint is None:
+            return {}
+        if self._deployments_future is None:
+            self._deployments_future = self._pool.submit(obs.list_deployments, self.ws, endpoint.name,
+                                                         self.spec.metadata.name)
+        existing = dict(self._deployments_future.result())
+        result: dict[str, Observed | None] = {}
+        for resource in graph.resources.values():
+            if resource.kind == "deployment":
+                result[resource.address] = existing.pop(str(resource.desired["name"]).lower(), None)
+        for current in existing.values():
+            if current.managed:  # ours, but no longer wanted (removed from the spec, or replaced by a rollout)
+                result[f"retire.{self.spec.endpoint.name}/{current.properties['name']}"] = current
+        return result
 
     def _job_from_list(self, resource: Resource) -> Observed | None:
         """The job from the prefetched list (apply re-reads it with a GET before ever submitting)."""
@@ -203,6 +223,7 @@ class AzureMLBackend:
             else:
                 futures[resource.address] = self._read(resource)
         observed: dict[str, Observed | None] = {a: f.result() for a, f in futures.items()}
+        observed.update(self._observe_deployments(graph))
         for resource in graph.resources.values():
             endpoint = observed.get(f"endpoint.{self.spec.endpoint.name}") if self.spec.endpoint else None
             if resource.kind == "traffic":
@@ -297,12 +318,12 @@ class AzureMLBackend:
 
     # ---- apply ----------------------------------------------------------------------------------------------------
     def apply(self, change: Change, ctx: StepContext) -> dict[str, Any]:
-        resource = ctx.graph.resources.get(change.address)
         if change.action is Action.NOOP:
             return self._outputs_of(change, ctx)
         if change.action is Action.DELETE:
             self.destroy(change.address, ctx.observed[change.address], ctx)
             return {}
+        resource = ctx.graph.resources[change.address]
         step = getattr(self, f"_apply_{resource.kind}")
         return step(resource, change, ctx) or {}
 
@@ -575,17 +596,19 @@ class AzureMLBackend:
     # ---- destroy --------------------------------------------------------------------------------------------------
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
         kind, _, rest = address.partition(".")
+        if kind in ("deployment", "retire"):
+            name, endpoint = observed.properties["name"], observed.properties["endpoint"]
+            poller = call(lambda: self.ws.online_deployments.begin_delete(name=name, endpoint_name=endpoint),
+                          f"delete deployment {endpoint}/{name}")
+            ctx.record("deleting", {"deployment": f"{endpoint}/{name}"})
+            self._wait_lro(poller, ctx, f"delete deployment {name}")
+            return
         resource = ctx.graph.resources[address]
         if kind == "endpoint":
             poller = call(lambda: self.ws.online_endpoints.begin_delete(name=resource.name),
                           f"delete endpoint {resource.name}")
             ctx.record("deleting", {"endpoint": resource.name})
             self._wait_lro(poller, ctx, f"delete endpoint {resource.name}")
-        elif kind == "deployment":
-            d = resource.desired
-            poller = call(lambda: self.ws.online_deployments.begin_delete(name=d["name"], endpoint_name=d[
-                "endpoint"]), f"delete deployment {d['endpoint']}/{d['name']}")
-            self._wait_lro(poller, ctx, f"delete deployment {d['name']}")
         elif kind == "compute":
             poller = call(lambda: self.ws.compute.begin_delete(resource.name), f"delete compute {resource.name}")
             ctx.record("deleting", {"compute": resource.name})

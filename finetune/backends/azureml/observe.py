@@ -127,12 +127,7 @@ def model_ref(model_id: str | None) -> str | None:
     return model_id
 
 
-def observe_deployment(ws, resource: Resource, spec_name: str) -> Observed | None:
-    endpoint = resource.desired["endpoint"]
-    deployment = _get_or_none(lambda: ws.online_deployments.get(resource.name, endpoint_name=endpoint),
-                              f"read deployment {endpoint}/{resource.name}")
-    if deployment is None:
-        return None
+def deployment_observed(deployment, endpoint: str, spec_name: str) -> Observed:
     probe = deployment.liveness_probe
     settings = deployment.request_settings
     props = {
@@ -144,8 +139,21 @@ def observe_deployment(ws, resource: Resource, spec_name: str) -> Observed | Non
         "request_timeout_ms": settings.request_timeout_ms if settings else None,
         "max_concurrent_requests_per_instance": settings.max_concurrent_requests_per_instance if settings else None,
     }
+    tags = deployment.tags or {}
     return Observed(True, {k: v for k, v in props.items() if v is not None}, status=deployment.provisioning_state,
-                    managed=managed_by(deployment.tags, spec_name))
+                    managed=managed_by(tags, spec_name), details={"address": tags.get(FORMAT_TAGS["address"])})
+
+
+def list_deployments(ws, endpoint: str, spec_name: str) -> dict[str, Observed]:
+    """Every deployment of the endpoint (one read), by lowercase name; an absent endpoint has none."""
+    try:
+        found = call(lambda: list(ws.online_deployments.list(endpoint_name=endpoint)),
+                     f"list deployments of {endpoint}")
+    except Exception as exc:
+        if is_not_found(exc.__cause__ or exc):
+            return {}
+        raise
+    return {d.name.lower(): deployment_observed(d, endpoint, spec_name) for d in found}
 
 
 def observe_traffic(endpoint: Observed | None, resource: Resource) -> Observed | None:
