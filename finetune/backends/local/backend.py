@@ -104,6 +104,7 @@ class LocalBackend:
                 props = {**{k: v for k, v in d.items() if k != "model"}, "model": record.get("model")}
                 observed[address] = Observed(True, props, details={"url": status.info.url, "pid": status.info.pid,
                                                                    "health": "alive"})
+        observed.update(self._retired_servers(graph))
         for address, resource in graph.resources.items():
             endpoint = observed.get(f"endpoint.{self.spec.endpoint.name}") if self.spec.endpoint else None
             if resource.kind == "traffic":
@@ -113,6 +114,20 @@ class LocalBackend:
                 passed = endpoint is not None and endpoint.details.get("smoke_test") == resource.fingerprint
                 observed[address] = Observed(True, {}) if passed else None
         return observed
+
+    def _retired_servers(self, graph: Graph) -> dict[str, Observed]:
+        """Servers of this endpoint for deployments the graph no longer has (removed, or replaced by a rollout)."""
+        if self.spec.endpoint is None:
+            return {}
+        endpoint = next(r for r in graph.resources.values() if r.kind == "endpoint").name
+        wanted = {r.desired["name"] for r in graph.resources.values() if r.kind == "deployment"}
+        retired = {}
+        for state in (self.root / "servers").glob(f"{endpoint}--*.json"):
+            name = state.stem.split("--", 1)[1]
+            if name not in wanted:
+                retired[f"retire.{self.spec.endpoint.name}/{name}"] = Observed(True, {"name": name, "endpoint":
+                                                                                     endpoint})
+        return retired
 
     def preflight(self, graph: Graph, observed: dict[str, Observed | None]) -> list[Diagnostic]:
         from finetune.backends.local.config import DEFAULT_PARAMETERS
@@ -125,13 +140,13 @@ class LocalBackend:
 
     # ---- apply ----------------------------------------------------------------------------------------------------
     def apply(self, change: Change, ctx: StepContext) -> dict[str, Any]:
-        resource = ctx.graph.resources[change.address]
         if change.action is Action.NOOP:
             current = ctx.observed.get(change.address)
             return {**current.properties, **current.details} if current else {}
         if change.action is Action.DELETE:
             self.destroy(change.address, ctx.observed[change.address], ctx)
             return {}
+        resource = ctx.graph.resources[change.address]
         return getattr(self, f"_apply_{resource.kind}")(resource, change, ctx) or {}
 
     def _apply_data(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
@@ -281,6 +296,11 @@ class LocalBackend:
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
         from finetune.backends.local import registry, server
 
+        if address.startswith("retire."):
+            state = self.server_file(observed.properties["endpoint"], observed.properties["name"])
+            server.stop_server(state)
+            state.unlink(missing_ok=True)
+            return
         resource = ctx.graph.resources[address]
         if resource.kind == "endpoint":
             for deployment in (self.spec.endpoint.deployments if self.spec.endpoint else []):
