@@ -307,3 +307,29 @@ def test_deployment_removed_from_the_spec_is_deleted(emu, workdir, capsys):
     assert code == 0, err
     [endpoint] = emu.state["endpoints"].values()
     assert list(endpoint["deployments"]) == ["demo"]
+
+
+@pytest.mark.parametrize("target, kind, expected", [
+    ("onlineDeployments.create", "liveness_failed", "last log lines:"),
+    ("onlineEndpoints.create", "name_taken", "endpoint.unique_suffix: true"),
+    ("computes.create", "quota", "request a quota increase"),
+])
+def test_failures_are_diagnosed_with_a_fix(emu, workdir, capsys, target, kind, expected):
+    spec = workdir / "spec.yaml"
+    emu.faults.add(target, kind)
+    code, _, err = apply(capsys, spec)
+    assert code == 1
+    assert expected in err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1  # one diagnosis; dependents are listed as skipped, not as errors
+
+
+def test_status_text_shows_burn_and_job(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    assert apply(capsys, spec)[0] == 0
+    code, out, _ = run(capsys, "status", str(spec))
+    assert code == 0
+    assert "* job.finetune [Completed]" in out
+    assert "train_loss:" in out
+    assert "Running cost: $3.67/hour = $88.15/day" in out
