@@ -9,9 +9,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, model_validator
 
 Scalar = str | int | float | bool
+
+
+def _version_text(value: Any) -> Any:
+    """YAML reads `version: 15` as a number; versions are strings to Azure ML."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+Version = Annotated[str, BeforeValidator(_version_text),
+                    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}]})]
 
 
 class _Model(BaseModel):
@@ -65,19 +74,11 @@ class BaseModelRef(_Model):
 
     registry: str | None = Field(None, description="Azure ML registry, e.g. `azureml`")
     name: str | None = Field(None, description="Model name in the registry, e.g. `Phi-3-mini-4k-instruct`")
-    version: str | None = Field(None, description="Exact version (pinned); give either version or label")
+    version: Version | None = Field(None, description="Exact version (pinned); give either version or label")
     label: str | None = Field(None, description="Floating label such as `latest`, resolved and shown at plan time")
     hf: str | None = Field(None, description="Hugging Face model id (local target; needs network or a cache)")
     path: str | None = Field(None, description="Local model folder (local target)")
     tiny: TinyModel | None = Field(None, description="Build a tiny model from a config (local target, offline)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _coerce_version(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("version"), int | float) and not isinstance(
-                data.get("version"), bool):
-            data = {**data, "version": str(data["version"])}
-        return data
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseModelRef:
@@ -193,16 +194,8 @@ class ComputeSpec(_Model):
 class ComponentRef(_Model):
     registry: str = "azureml"
     name: str = "chat_completion_pipeline"
-    version: str | None = None
+    version: Version | None = None
     label: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _coerce_version(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("version"), int | float) and not isinstance(
-                data.get("version"), bool):
-            data = {**data, "version": str(data["version"])}
-        return data
 
     @model_validator(mode="after")
     def _pin(self) -> ComponentRef:
@@ -228,15 +221,8 @@ class FinetuneSpec(_Model):
 class RegisteredModelSpec(_Model):
     name: str = Field(description="Name of the fine-tuned model in the workspace (or MLflow) registry")
     description: str | None = None
-    version: Literal["auto"] | str = Field("auto", description="`auto`: the next integer version, created once per "
+    version: Literal["auto"] | Version = Field("auto", description="`auto`: the next integer version, created once per "
                                            "training run; or a fixed version string")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _coerce_version(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("version"), int) and not isinstance(data["version"], bool):
-            data = {**data, "version": str(data["version"])}
-        return data
 
 
 class LivenessProbe(_Model):

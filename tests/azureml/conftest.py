@@ -5,7 +5,6 @@ The only seam is the client factory's default options (transport + credential); 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -19,20 +18,8 @@ SPEC = HERE / "phi3-emulated.yaml"
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch):
-    saved = dict(os.environ)
+def _isolated(isolated_env, monkeypatch):
     monkeypatch.setenv("FINETUNE_POLL_SECONDS", "0.01")
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
-
-
-@pytest.fixture
-def fast_stream(monkeypatch):
-    from azure.ai.ml.operations._run_history_constants import RunHistoryConstants
-
-    monkeypatch.setattr(RunHistoryConstants, "_WAIT_COMPLETION_POLLING_INTERVAL_MIN", 0)
-    monkeypatch.setattr(RunHistoryConstants, "_WAIT_COMPLETION_POLLING_INTERVAL_MAX", 0)
 
 
 @pytest.fixture

@@ -141,3 +141,11 @@ def test_stable_endpoint_suffix(tmp_path, monkeypatch):
     assert one == resolved_endpoint_name(spec, ResolvedFacts(workspace_identity="sub/rg/ws"))
     assert one != resolved_endpoint_name(spec, ResolvedFacts(workspace_identity="sub/rg/other"))
     assert one.startswith("ultrachat-completion-") and len(one) <= 32
+
+
+def test_numeric_versions_are_strings(tmp_path):
+    text = EXAMPLE.read_text().replace("  label: latest ", "  version: 15 ")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(text)
+    loaded = load_spec(spec)
+    assert loaded.spec.model.version == "15"
