@@ -59,6 +59,7 @@ class ApplyResult:
 
 
 Progress = Callable[[ProgressEvent], None]
+HEARTBEAT_SECONDS = 30.0  # long waits (training, provisioning) still say what runs and what comes next
 
 
 def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, Observed | None], journal: Journal,
@@ -108,6 +109,8 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
 
     pending = dict(changes)
     running: dict[Future, str] = {}
+    started_at: dict[str, float] = {}
+    last_heartbeat = time.monotonic()
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply") as pool:
         while pending or running:
             for address in list(pending):
@@ -122,8 +125,15 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
                 elif all(d in results for d in deps):
                     del pending[address]
                     running[pool.submit(run_one, change)] = address
+                    started_at[address] = time.monotonic()
             if not running:
                 continue
+            if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
+                last_heartbeat = time.monotonic()
+                waiting = ", ".join(sorted(pending)) or "nothing"
+                for address in running.values():
+                    progress(ProgressEvent(address, "status", f"still running; then: {waiting}",
+                                           time.monotonic() - started_at[address]))
             try:
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             except KeyboardInterrupt:

@@ -191,6 +191,7 @@ def apply(
         journal_for,
         lock_for,
         open_backend,
+        order_summary,
         plan_against_target,
         progress_printer,
     )
@@ -211,6 +212,8 @@ def apply(
                 _confirm("Apply these changes?", auto_approve)
         elif not json_out:
             say("Nothing to do: everything is up to date.", "green")
+        if planned.plan.has_changes:
+            log(f"order: {order_summary(planned.plan)}")
         result = apply_plan(planned, backend, journal_for(loaded, backend), progress_printer(log), loaded)
     _print_result(result, json_out)
     if not result.ok:

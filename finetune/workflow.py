@@ -219,6 +219,18 @@ def status_report(planned: Planned) -> dict[str, Any]:
             "burn": {"usd_per_hour": burn, "usd_per_day": burn * 24}}
 
 
+def order_summary(plan: Plan) -> str:
+    """`1) a, b  2) c  3) d`: the waves apply runs in, each after the one before (within a wave, concurrently)."""
+    level: dict[str, int] = {}
+    for change in plan.changes:
+        level[change.address] = 1 + max((level.get(d, 0) for d in change.depends_on), default=0)
+    active = [c for c in plan.changes if c.action.is_change or c.action is Action.READ]
+    waves: dict[int, list[str]] = {}
+    for change in active:
+        waves.setdefault(level[change.address], []).append(change.address)
+    return "  ".join(f"{i}) {', '.join(waves[k])}" for i, k in enumerate(sorted(waves), 1))
+
+
 def progress_printer(say: Say) -> Progress:
     def show(event: ProgressEvent) -> None:
         clock = f"[{int(event.elapsed) // 60:02d}:{int(event.elapsed) % 60:02d}]" if event.elapsed else "[--:--]"

@@ -1,0 +1,115 @@
+"""The apply engine with an in-memory backend: order, concurrency, failure isolation, heartbeats, interruption."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from finetune import apply as engine
+from finetune.backends.base import StepContext
+from finetune.errors import FinetuneError
+from finetune.graph import Graph, Resource
+from finetune.plan.model import Action, Change, Plan
+from finetune.state import Journal
+
+
+def graph_of(edges: dict[str, tuple[str, ...]]) -> tuple[Graph, Plan]:
+    resources = {a: Resource(a, a.split(".")[0], a, {}, deps) for a, deps in edges.items()}
+    changes = tuple(Change(a, r.kind, Action.CREATE, (), None, {}, r.depends_on) for a, r in resources.items())
+    return Graph(resources), Plan("s", "s.yaml", "d", {}, changes, "now")
+
+
+class FakeBackend:
+    target_identity = "fake:"
+
+    def __init__(self, durations: dict[str, float], fail: set[str] = frozenset()) -> None:
+        self.durations, self.fail = durations, fail
+        self.spans: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def apply(self, change: Change, ctx: StepContext) -> dict:
+        start = time.monotonic()
+        while time.monotonic() - start < self.durations.get(change.address, 0.0):
+            ctx.check_cancelled()
+            time.sleep(0.01)
+        with self.lock:
+            self.spans[change.address] = (start, time.monotonic())
+        if change.address in self.fail:
+            raise FinetuneError(f"{change.address} broke", hint="fix it")
+        return {"upstream": sorted(ctx.outputs)}
+
+
+LIFECYCLE = {"compute.c": (), "data.train": (), "endpoint.e": (), "job.j": ("compute.c", "data.train"),
+             "model.m": ("job.j",), "deployment.d": ("endpoint.e", "model.m"), "traffic.t": ("deployment.d",)}
+
+
+def run(backend, tmp_path, edges=LIFECYCLE, **kwargs):
+    graph, plan = graph_of(edges)
+    events: list[engine.ProgressEvent] = []
+    result = engine.run_changes(plan, graph, backend, {}, Journal(tmp_path / "j.jsonl"), events.append, **kwargs)
+    return result, events
+
+
+def test_dependency_order_and_concurrency(tmp_path):
+    backend = FakeBackend({"job.j": 0.3, "endpoint.e": 0.2})
+    result, _ = run(backend, tmp_path)
+    assert result.ok
+    spans = backend.spans
+    for address, deps in LIFECYCLE.items():
+        for dep in deps:
+            assert spans[dep][1] <= spans[address][0]
+    # the endpoint is created while the job trains
+    assert spans["endpoint.e"][0] < spans["job.j"][1] and spans["job.j"][0] < spans["endpoint.e"][1]
+    assert result.steps["deployment.d"].outputs["upstream"] == sorted(
+        ["compute.c", "data.train", "endpoint.e", "job.j", "model.m"])
+
+
+def test_failure_skips_dependents_and_lets_independent_work_finish(tmp_path):
+    backend = FakeBackend({"endpoint.e": 0.2}, fail={"job.j"})
+    result, events = run(backend, tmp_path)
+    status = {a: s.status for a, s in result.steps.items()}
+    assert status["job.j"] == "failed" and result.steps["job.j"].hint == "fix it"
+    assert status["model.m"] == status["deployment.d"] == status["traffic.t"] == "skipped"
+    assert status["endpoint.e"] == "ok"
+    assert result.steps["model.m"].message == "skipped: job.j failed"
+    assert any(e.kind == "skipped" and e.address == "traffic.t" for e in events)
+
+
+def test_unexpected_exception_is_a_failed_step_not_a_crash(tmp_path):
+    class Broken(FakeBackend):
+        def apply(self, change, ctx):
+            if change.address == "data.train":
+                raise KeyError("boom")
+            return super().apply(change, ctx)
+
+    result, _ = run(Broken({}), tmp_path)
+    assert result.steps["data.train"].status == "failed"
+    assert "bug in finetune" in result.steps["data.train"].hint
+    assert result.steps["endpoint.e"].status == "ok"
+
+
+def test_heartbeat_says_what_runs_and_what_comes_next(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "HEARTBEAT_SECONDS", 0.1)
+    result, events = run(FakeBackend({"job.j": 0.8}), tmp_path)
+    beats = [e for e in events if e.kind == "status" and "still running" in e.message]
+    assert result.ok and beats
+    assert any(e.address == "job.j" and "model.m" in e.message and e.elapsed > 0 for e in beats)
+
+
+def test_cancellation_interrupts_running_steps_and_starts_nothing_new(tmp_path):
+    cancelled = threading.Event()
+    timer = threading.Timer(0.2, cancelled.set)
+    timer.start()
+    result, _ = run(FakeBackend({"job.j": 5.0}), tmp_path, cancelled=cancelled)
+    assert result.steps["job.j"].status == "interrupted"
+    assert result.steps["model.m"].status == "skipped"
+    assert not result.ok
+
+
+@pytest.mark.parametrize("edges", [{"a.x": ("b.y",), "b.y": ("a.x",)}])
+def test_cycles_are_reported_with_their_path(edges):
+    graph, _ = graph_of(edges)
+    with pytest.raises(ValueError, match="dependency cycle"):
+        graph.order()
