@@ -8,6 +8,7 @@ come back in chunk order, so the output bytes are the same as with one process.
 from __future__ import annotations
 
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -86,11 +87,9 @@ def run_task(task: Task) -> dict[str, Part]:
 
 
 def workers() -> int:
-    """Worker processes for a large pass; below 2 it is not worth it. fork only: the workers must share the
-    parent's str hash seed, because overlap keys use hash()."""
-    import multiprocessing
-
-    if "fork" not in multiprocessing.get_all_start_methods():
+    """Worker processes for a large pass; below 2 it is not worth it. Linux only, as workers are forked: they must
+    share the parent's str hash seed (overlap keys use hash()), and fork is unsafe on macOS."""
+    if not sys.platform.startswith("linux"):
         return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return min(cpus, MAX_WORKERS)

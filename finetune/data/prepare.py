@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from itertools import islice
 from pathlib import Path
 
@@ -159,12 +160,13 @@ def _run_pass(
     seen = 0
     try:
         emit(ProgressEvent("split_started", role=first, total=len(wanted), message=outputs[first].split))
-        for parts in _chunk_results(files, wanted, route):
-            for role, part in parts.items():
-                outputs[role].add(part, train_index)
-                before, seen = seen, seen + part.rows
-                if seen // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
-                    emit(ProgressEvent("rows", role=first, rows=seen, total=len(wanted)))
+        with closing(_chunk_results(files, wanted, route)) as results:  # closing stops any workers at once
+            for parts in results:
+                for role, part in parts.items():
+                    outputs[role].add(part, train_index)
+                    before, seen = seen, seen + part.rows
+                    if seen // _PROGRESS_EVERY > before // _PROGRESS_EVERY:
+                        emit(ProgressEvent("rows", role=first, rows=seen, total=len(wanted)))
         if request.invalid_row_policy == "error":
             _raise_if_bad(outputs.values())
     except BaseException:
