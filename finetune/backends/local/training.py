@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.backends.local import cputhreads
-from finetune.backends.local.chatdata import ChatCollator, encode_file
+from finetune.backends.local.chatdata import ChatCollator, encode_file, read_conversations
 from finetune.backends.local.config import LocalTrainConfig
 from finetune.backends.local.proc import read_json, spawn_detached, tail, write_json_atomic
 from finetune.backends.local.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
@@ -213,6 +213,9 @@ def apply_lora(model: Any, prm: dict[str, Any]) -> Any:
 def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
     """Train (resuming from the latest checkpoint if any), merge, save; returns the final status fields."""
     p = paths(config.output_dir)
+    # Malformed data fails in milliseconds, not after torch's multi-second import.
+    for data_file in filter(None, (config.train_file, config.validation_file)):
+        read_conversations(data_file)
     # Started first, so MLflow's import and DB setup overlap torch's import on another core.
     tracker = MlflowSidecar(Path(config.output_dir)) if config.mlflow is not None else None
     try:
@@ -229,7 +232,6 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
 def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSidecar | None,
            p: dict[str, Path]) -> dict[str, Any]:
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     log("training libraries imported")
     prm = config.parameters
@@ -261,9 +263,8 @@ def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSideca
         model=model, args=args, train_dataset=train_rows, eval_dataset=eval_rows or None,
         data_collator=ChatCollator(tokenizer.pad_token_id), callbacks=[_make_callback(status, tracker, config)])
     log("trainer ready")
-    last = get_last_checkpoint(str(p["checkpoints"])) if p["checkpoints"].is_dir() else None
+    last, resumed_from = last_complete_checkpoint(p["checkpoints"])
     if last:
-        resumed_from = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
         log(f"resuming from {last} (step {resumed_from})")
         status.update(force=True, resumed_from_step=resumed_from, step=resumed_from)
     started = time.perf_counter()
@@ -286,6 +287,22 @@ def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSideca
             "metrics": {**status.data.get("metrics", {}), **result.metrics},
             "train_tokens": tokens, "train_seconds": round(seconds, 3),
             "tokens_per_second": round(tokens / seconds, 1) if seconds else None}
+
+
+def last_complete_checkpoint(folder: Path) -> tuple[str | None, int | None]:
+    """The newest checkpoint that was fully written, and its step. Trainer writes trainer_state.json last, so a
+    checkpoint without a readable one was cut short by a kill: it is removed, and the one before it is used."""
+    if not folder.is_dir():
+        return None, None
+    found = sorted(((int(d.name.rsplit("-", 1)[1]), d) for d in folder.glob("checkpoint-*")
+                    if d.is_dir() and d.name.rsplit("-", 1)[1].isdigit()), reverse=True)
+    for _step, directory in found:
+        try:
+            return str(directory), int(json.loads((directory / "trainer_state.json").read_text())["global_step"])
+        except (OSError, ValueError, KeyError):
+            log(f"removing incomplete {directory.name}")
+            shutil.rmtree(directory, ignore_errors=True)
+    return None, None
 
 
 def save_merged(model: Any, tokenizer: Any, model_dir: Path, meta: dict[str, Any]) -> Path:
