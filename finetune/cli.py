@@ -382,8 +382,14 @@ def data_prepare(spec: SpecArg, json_out: JsonOpt = False, var: VarOpt = None, v
     loaded = _load(spec, var, var_file)
 
     def show(event) -> None:
-        if not json_out and event.kind in ("split_started", "split_done", "cache_hit"):
-            _say_stderr(f"{event.kind.replace('_', ' ')}: {event.role or ''} {event.message or ''}".strip())
+        if json_out:
+            return
+        if event.kind == "rows" and event.rows:
+            total = f" of {event.total:,}" if event.total else ""
+            _say_stderr(f"  {event.role}: {event.rows:,}{total} rows")
+        elif event.kind in ("resolving", "split_started", "split_done", "cache_hit"):
+            detail = " ".join(part for part in (event.role, event.message) if part)
+            _say_stderr(f"{event.kind.replace('_', ' ')}: {detail}")
 
     result = prepare_data(loaded, progress=show)
     if json_out:
