@@ -1,8 +1,8 @@
 """The per-row work of a pass (check, stats, overlap keys, serialize), done a chunk of rows at a time.
 
 A chunk's result is one `Part` per role: the encoded lines plus counts, so the parent only hashes and writes bytes.
-Large passes run chunks in worker processes (the per-row work is pure Python, so threads would not help); results
-come back in chunk order, so the output bytes are the same as with one process.
+Large Parquet passes run chunks in worker processes (the per-row work is pure Python, so threads would not help);
+results come back in chunk order, so the output bytes are the same as with one process.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data.checks import row_problems, valid_turns
-from finetune.data.readers import SourceRow, iter_selected, parse_jsonl_line
+from finetune.data.readers import SourceRow, iter_selected
 from finetune.data.result import BadRow
 from finetune.data.stats import SplitStats, overlap_keys
 from finetune.data.writer import dumps_row
@@ -42,12 +42,11 @@ class Part:
 
 @dataclass(frozen=True)
 class Task:
-    """A chunk a worker can do alone: Parquet rows it reads itself, or JSONL lines the parent already read."""
+    """A chunk a worker does alone: selected rows of a Parquet file, in whole row groups it reads itself."""
 
     path: Path
     indices: list[int]  # file-local row indices, sorted
     roles: list[str]  # the role of each of those rows
-    lines: list[tuple[int, bytes]] | None = None  # JSONL: (line number, raw line) of each row
 
 
 def process(rows: Iterable[tuple[SourceRow, str]]) -> dict[str, Part]:
@@ -78,11 +77,7 @@ def process(rows: Iterable[tuple[SourceRow, str]]) -> dict[str, Part]:
 
 
 def run_task(task: Task) -> dict[str, Part]:
-    if task.lines is None:
-        rows: Iterable[SourceRow] = iter_selected(task.path, "parquet", task.indices)
-    else:
-        path, lines = str(task.path), zip(task.indices, task.lines, strict=True)
-        rows = (SourceRow(i, path, n, parse_jsonl_line(path, n, raw)) for i, (n, raw) in lines)
+    rows = iter_selected(task.path, "parquet", task.indices)
     return process(zip(rows, task.roles, strict=False))  # strict=False: a file shortened since it was counted
 
 

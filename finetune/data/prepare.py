@@ -181,9 +181,13 @@ def _run_pass(
 def _chunk_results(
     files: list[source.SourceFile], wanted: list[int], route: dict[int, str]
 ) -> Iterator[dict[str, Part]]:
-    """Each chunk's parts, in source order: from worker processes for a large JSONL/Parquet pass, else in here."""
+    """Each chunk's parts, in source order: from worker processes for a large Parquet pass, else in here.
+
+    Only Parquet goes to workers: they read their row groups themselves. A JSONL pass would have to ship its lines
+    to them, which on 2 busy cores cost more than it saved (measured); it stays here.
+    """
     workers = chunks.workers()
-    if len(wanted) >= chunks.PARALLEL_MIN_ROWS and workers > 1 and all(f.format in _SPLITTABLE for f in files):
+    if len(wanted) >= chunks.PARALLEL_MIN_ROWS and workers > 1 and all(f.format == "parquet" for f in files):
         yield from chunks.run_parallel(_tasks(files, wanted, route), workers)
         return
     rows = ((row, route[index]) for index, row in _rows(files, wanted))
@@ -191,16 +195,9 @@ def _chunk_results(
         yield parts
 
 
-_SPLITTABLE = ("jsonl", "parquet")  # formats that can be cut into independent tasks cheaply
-
-
 def _tasks(files: list[source.SourceFile], wanted: list[int], route: dict[int, str]) -> Iterator[Task]:
     for f, offset, local in _per_file(files, wanted):
-        roles = [route[offset + i] for i in local]
-        if f.format == "parquet":
-            yield from _parquet_tasks(f.path, local, roles)
-        else:
-            yield from _jsonl_tasks(f.path, local, roles)
+        yield from _parquet_tasks(f.path, local, [route[offset + i] for i in local])
 
 
 def _parquet_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[Task]:
@@ -215,19 +212,6 @@ def _parquet_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[T
             lo = pos
         if pos == len(local):
             return
-
-
-def _jsonl_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[Task]:
-    """CHUNK_ROWS lines per task: finding lines is cheap here, parsing them is the workers' job."""
-    lines: list[tuple[int, bytes]] = []
-    done = 0
-    for _, lineno, line in readers.jsonl_lines(path, local):
-        lines.append((lineno, line))
-        if len(lines) == chunks.CHUNK_ROWS:
-            yield Task(path, local[done : done + len(lines)], roles[done : done + len(lines)], lines)
-            done, lines = done + len(lines), []
-    if lines:
-        yield Task(path, local[done : done + len(lines)], roles[done : done + len(lines)], lines)
 
 
 def _per_file(files: list[source.SourceFile], wanted: list[int]) -> Iterator[tuple[source.SourceFile, int, list[int]]]:

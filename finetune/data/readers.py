@@ -87,16 +87,8 @@ def _count_jsonl(path: Path) -> int:
 
 
 def _jsonl_selected(path: Path, selected: Sequence[int]) -> Iterator[SourceRow]:
-    for index, lineno, line in jsonl_lines(path, selected):
-        yield SourceRow(index, str(path), lineno, parse_jsonl_line(path, lineno, line))
-
-
-def jsonl_lines(path: Path, selected: Sequence[int]) -> Iterator[tuple[int, int, bytes]]:
-    """(row index, 1-based line number, raw line) of the selected rows, unparsed: blank lines are not rows."""
     want = iter(selected)
-    target = next(want, None)
-    if target is None:
-        return
+    target = next(want)
     index = -1
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, start=1):
@@ -105,19 +97,16 @@ def jsonl_lines(path: Path, selected: Sequence[int]) -> Iterator[tuple[int, int,
             index += 1
             if index != target:
                 continue
-            yield index, lineno, line
+            try:
+                data = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DataError(
+                    f"not valid JSON: {_short(exc)}", path=str(path), line=lineno, hint="fix or remove that line"
+                ) from exc
+            yield SourceRow(index, str(path), lineno, data)
             target = next(want, None)
             if target is None:
                 return
-
-
-def parse_jsonl_line(path: Path | str, lineno: int, line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(
-            f"not valid JSON: {_short(exc)}", path=str(path), line=lineno, hint="fix or remove that line"
-        ) from exc
 
 
 def parquet_group_rows(path: Path) -> list[int]:

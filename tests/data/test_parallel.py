@@ -68,7 +68,7 @@ def test_workers_give_the_same_result_as_one_process(tmp_path: Path, monkeypatch
         )
 
 
-def test_worker_errors_keep_path_and_line(tmp_path: Path, parallel) -> None:
+def test_errors_keep_path_and_line_with_workers_on(tmp_path: Path, parallel) -> None:
     src = tmp_path / "src"
     write_jsonl(src / "train.jsonl", [chat_row(i) for i in range(30)] + ['{"messages": ['], blank_every=4)
     with pytest.raises(DataError, match=r"train\.jsonl:38: not valid JSON") as err:
@@ -78,8 +78,8 @@ def test_worker_errors_keep_path_and_line(tmp_path: Path, parallel) -> None:
 
 
 def test_invalid_rows_fail_with_the_first_bad_row(tmp_path: Path, parallel) -> None:
-    src = _source(tmp_path / "src", "jsonl")
-    with pytest.raises(InvalidRowsError, match=r"train-00000-of-00002\.jsonl:12: invalid chat rows \(2 of 120"):
+    src = _source(tmp_path / "src", "parquet")
+    with pytest.raises(InvalidRowsError, match=r"train-00000-of-00002\.parquet:11: invalid chat rows \(2 of 120"):
         _run(src, tmp_path, invalid_row_policy="error")
 
 
