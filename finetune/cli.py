@@ -215,6 +215,7 @@ def apply(
         if planned.plan.has_changes:
             log(f"order: {order_summary(planned.plan)}")
         result = apply_plan(planned, backend, journal_for(loaded, backend), progress_printer(log), loaded)
+        where = backend.where({a: s.outputs for a, s in result.steps.items()}) if result.ok else []
     _print_result(result, json_out)
     if not result.ok:
         raise typer.Exit(EXIT_ERROR)
@@ -224,6 +225,8 @@ def apply(
         say(f"Apply complete in {result.elapsed:.1f} s.", "bold green")
         if smoke is not None:
             say(f"Smoke test answer: {smoke['answer'] or '(empty)'}")
+        for line in where:
+            say(line)
 
 
 def _saved_plan(path: Path):

@@ -55,5 +55,8 @@ class Backend(Protocol):
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
         """Delete one resource that exists."""
 
+    def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
+        """Lines saying where an apply's results live (model, metrics, endpoint), for the closing summary."""
+
     def close(self) -> None:
         """Release clients, threads and connections."""

@@ -19,6 +19,8 @@ def render_status(report: dict[str, Any]) -> list[Line]:
         sync = "" if entry.get("in_sync", True) else "  (differs from the spec: run plan)"
         lines.append((f"  * {entry['address']}{state}{sync}", "green" if entry.get("in_sync", True) else "yellow"))
         details = entry.get("details") or {}
+        if (entry.get("properties") or {}).get("version") and entry["address"].startswith("model."):
+            lines.append((f"      version: {entry['properties']['version']}", None))
         for key in ("name", "url", "scoring_uri", "pid", "health"):
             if details.get(key):
                 lines.append((f"      {key}: {details[key]}", None))

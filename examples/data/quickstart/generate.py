@@ -148,11 +148,13 @@ def build(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
     rng.shuffle(rows)
     cut = len(rows) // 10
     test, train = rows[:cut], rows[cut:]
-    sample = [_row(_chat(q.format(p=p), "")[:2]) for q, p in [
-        ("How often should I water my {p}?", "snake plant"),
-        ("Is a {p} safe for cats?", "monstera"),
-        ("What soil is best for a {p}?", "aloe vera"),
-    ]]
+    # Smoke-test requests, with the answer the training data implies (finetune sends all but that last turn).
+    sample = []
+    for kind, plant in [("water", "snake plant"), ("pets", "monstera"), ("soil", "aloe vera")]:
+        values = dict(zip(["water", "light", "soil", "temp", "pets", "prop", "feed", "yellow"], PLANTS[plant],
+                          strict=True))
+        sample.append(_row(_chat(QUESTIONS[kind][0].format(p=plant),
+                                 _cap(ANSWERS[kind][0].format(p=plant, **values)))))
     return train, test, sample
 
 

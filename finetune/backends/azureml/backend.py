@@ -331,7 +331,8 @@ class AzureMLBackend:
         current = ctx.observed.get(change.address)
         if current is None:
             return {}
-        return {**current.properties, **{k: v for k, v in current.details.items() if k in ("name", "id")}}
+        keep = ("name", "id", "scoring_uri", "studio_url")
+        return {**current.properties, **{k: v for k, v in current.details.items() if k in keep}}
 
     def _wait_lro(self, poller, ctx: StepContext, what: str) -> Any:
         last = None
@@ -421,7 +422,7 @@ class AzureMLBackend:
                 ctx.report(f"job {name}: {shown}")
                 last = shown
             if status == "Completed":
-                return {"name": name, "metrics": metrics}
+                return {"name": name, "metrics": metrics, "studio_url": getattr(job, "studio_url", None)}
             if status in JOB_DONE:
                 error = self._job_error(name)
                 raise FinetuneError(f"fine-tuning job {name} ended {status}{': ' + error if error else ''}",
@@ -519,8 +520,8 @@ class AzureMLBackend:
         poller = call(lambda: self.ws.online_endpoints.begin_create_or_update(endpoint), f"create endpoint "
                       f"{d['name']}")
         ctx.record("submitted", {"endpoint": d["name"]})
-        self._wait_lro(poller, ctx, f"endpoint {d['name']}")
-        return {"name": d["name"]}
+        created = self._wait_lro(poller, ctx, f"endpoint {d['name']}")
+        return {"name": d["name"], "scoring_uri": getattr(created, "scoring_uri", None)}
 
     def _apply_deployment(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         from azure.ai.ml.entities import ManagedOnlineDeployment, OnlineRequestSettings, ProbeSettings
@@ -592,6 +593,22 @@ class AzureMLBackend:
                                                                request_file=str(path)),
                        f"invoke {endpoint}" + (f"/{deployment}" if deployment else ""))
         return parse_response(raw)
+
+    def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
+        """Where the results of an apply live, for the closing summary."""
+        lines = []
+        model = next((o for a, o in outputs.items() if a.startswith("model.") and o.get("version")), None)
+        if model:
+            lines.append(f"model:    {model['name']} version {model['version']} in workspace "
+                         f"{self.workspace.workspace}")
+        job = outputs.get("job.finetune") or {}
+        if job.get("name"):
+            lines.append(f"job:      {job['name']}" + (f" ({job['studio_url']})" if job.get("studio_url") else ""))
+        endpoint = next((o for a, o in outputs.items() if a.startswith("endpoint.") and o.get("name")), None)
+        if endpoint:
+            lines.append(f"endpoint: {endpoint['name']}" + (f" ({endpoint['scoring_uri']})"
+                                                           if endpoint.get("scoring_uri") else ""))
+        return lines
 
     # ---- destroy --------------------------------------------------------------------------------------------------
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:

@@ -316,6 +316,21 @@ class LocalBackend:
             registry.delete_model_versions(self.tracking_uri, resource.name,
                                            tags={FORMAT_TAGS["spec"]: self.spec.metadata.name})
 
+    def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
+        """Where the results of an apply live, for the closing summary."""
+        lines = []
+        model = next((o for a, o in outputs.items() if a.startswith("model.") and o.get("version")), None)
+        if model:
+            lines.append(f"model:    {model['name']} version {model['version']} in the MLflow registry "
+                         f"{self.tracking_uri}")
+        job = outputs.get("job.finetune") or {}
+        if job.get("run_id"):
+            lines.append(f"metrics:  MLflow run {job['run_id']} (`finetune status` draws the loss curve)")
+        for address, out in outputs.items():
+            if address.startswith("deployment.") and out.get("url"):
+                lines.append(f"endpoint: {out['url']}/score (`finetune invoke` sends the smoke-test request)")
+        return lines
+
     def status_extra(self, planned) -> dict[str, Any]:
         """The loss curve of the training run: a PNG file and a terminal rendering."""
         from finetune.backends.local import lossplot, registry, server
