@@ -62,9 +62,6 @@ class Diagnostics:
     def warning(self, message: str, **kwargs) -> None:
         self.items.append(Diagnostic(Severity.WARNING, message, **kwargs))
 
-    def extend(self, other: Diagnostics | list[Diagnostic]) -> None:
-        self.items.extend(other.items if isinstance(other, Diagnostics) else other)
-
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.items if d.severity is Severity.ERROR]

@@ -9,11 +9,10 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from finetune.apply import ApplyResult, Progress, ProgressEvent, run_changes
-from finetune.backends.base import Backend, StepContext
+from finetune.backends.base import Backend
 from finetune.dataprep import prepare_data, state_dir
 from finetune.errors import FinetuneError
 from finetune.graph import Graph, ResolvedFacts, build_graph
@@ -38,35 +37,25 @@ class Planned:
 def open_backend(loaded: LoadedSpec, *, emulate: bool = False) -> Iterator[Backend]:
     """The backend for the spec's target; with `emulate`, an Azure ML emulator stands in for the workspace."""
     spec = loaded.spec
-    if spec.target.kind is TargetKind.LOCAL:
-        if emulate:
-            raise FinetuneError("--emulate rehearses the azureml target; this spec targets local",
-                                hint="drop --emulate: the local target already runs on this machine")
-        from finetune.backends.local.backend import LocalBackend
+    with contextlib.ExitStack() as stack:
+        if spec.target.kind is TargetKind.LOCAL:
+            if emulate:
+                raise FinetuneError("--emulate rehearses the azureml target; this spec targets local",
+                                    hint="drop --emulate: the local target already runs on this machine")
+            from finetune.backends.local.backend import LocalBackend
 
-        backend: Backend = LocalBackend(loaded)
-        try:
-            yield backend
-        finally:
-            backend.close()
-        return
-    from finetune.backends.azureml.backend import AzureMLBackend
-    from finetune.workspace import resolve_workspace
+            backend: Backend = LocalBackend(loaded)
+        else:
+            from finetune.backends.azureml.backend import AzureMLBackend
+            from finetune.workspace import resolve_workspace
 
-    if not emulate:
-        workspace = resolve_workspace(spec.target.azureml, loaded.base_dir).require()
-        backend = AzureMLBackend(loaded, workspace)
-        try:
-            yield backend
-        finally:
-            backend.close()
-        return
-    with _emulated(loaded) as workspace:
-        backend = AzureMLBackend(loaded, workspace)
-        try:
-            yield backend
-        finally:
-            backend.close()
+            if emulate:
+                workspace = stack.enter_context(_emulated(loaded))
+            else:
+                workspace = resolve_workspace(spec.target.azureml, loaded.base_dir).require()
+            backend = AzureMLBackend(loaded, workspace)
+        stack.callback(backend.close)
+        yield backend
 
 
 @contextlib.contextmanager
@@ -187,10 +176,6 @@ def run_destroy(planned: Planned, changes: list[Change], backend: Backend, journ
     return run_changes(plan, planned.graph, backend, planned.observed, journal, progress, max_workers=1)
 
 
-def step_context(planned: Planned, say: Say) -> StepContext:
-    return StepContext(planned.graph, planned.observed, {}, report=say, record=lambda *_: None)
-
-
 def status_report(planned: Planned) -> dict[str, Any]:
     """What exists, job state and metrics, endpoint health, and the cost burn of what is running."""
     from finetune import catalog
@@ -213,7 +198,7 @@ def status_report(planned: Planned) -> dict[str, Any]:
                     burn += cost
         change = next((c for c in planned.plan.changes if c.address == address), None)
         if change is not None:
-            entry["in_sync"] = change.action in (Action.NOOP,)
+            entry["in_sync"] = not change.action.is_change  # unchanged, or in progress (a running job)
         resources.append(entry)
     return {"spec": planned.plan.spec_name, "target": planned.plan.target, "resources": resources,
             "burn": {"usd_per_hour": burn, "usd_per_day": burn * 24}}
@@ -241,6 +226,3 @@ def progress_printer(say: Say) -> Progress:
 
     return show
 
-
-def spec_state(loaded: LoadedSpec) -> Path:
-    return state_dir(loaded)

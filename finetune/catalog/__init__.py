@@ -141,9 +141,6 @@ def component_schema(name: str, version: str | None = None) -> ComponentSchema |
     return versions.get(version)
 
 
-def known_components() -> list[str]:
-    return sorted(_components())
-
 
 # ---- models ---------------------------------------------------------------------------------------------------------
 

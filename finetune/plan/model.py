@@ -99,9 +99,6 @@ class Plan:
             counts[change.action.value] += 1
         return counts
 
-    def change(self, address: str) -> Change:
-        return next(c for c in self.changes if c.address == address)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version, "spec_name": self.spec_name, "spec_path": self.spec_path,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +82,3 @@ def make_plan(loaded: LoadedSpec, facts: ResolvedFacts, observed: dict[str, Obse
         diagnostics=tuple(diagnostics),
     )
 
-
-def with_target(plan: Plan, **target: Any) -> Plan:
-    return replace(plan, target={**plan.target, **target})
