@@ -113,3 +113,14 @@ def test_cycles_are_reported_with_their_path(edges):
     graph, _ = graph_of(edges)
     with pytest.raises(ValueError, match="dependency cycle"):
         graph.order()
+
+
+def test_input_changes_explain_a_new_training_run():
+    from finetune.plan.diff import input_changes
+
+    before = {"model": "m@14", "component": "c@1", "data": {"train": "a" * 64}, "parameters": {"lr": 1, "x": 2}}
+    after = {"model": "m@15", "component": "c@1", "data": {"train": "b" * 64}, "parameters": {"lr": 2, "y": 3}}
+    assert input_changes(before, after) == [
+        "base model m@14 -> m@15", "train data sha256 aaaaaaaaaa.. -> bbbbbbbbbb..", "lr 1 -> 2", "x 2 -> (unset)",
+        "y (unset) -> 3"]
+    assert input_changes(after, after) == []

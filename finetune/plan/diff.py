@@ -90,10 +90,33 @@ def _change_for(resource: Resource, current: Observed | None, upstream: list[Cha
 
 def _absent_reason(resource: Resource, current: Observed | None) -> str:
     if resource.kind == "job":
+        previous = current.details.get("previous_inputs") if current is not None else None
+        if previous:
+            changed = input_changes(previous, resource.desired)
+            if changed:
+                return f"training will run again: {'; '.join(changed)} (since job {current.details['previous']})"
         return "no job with this fingerprint exists: training will run"
     if resource.kind == "model":
         return "a new model version will be registered from the fine-tuning job"
     return "does not exist"
+
+
+def input_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Human sentences for what differs between two runs' training inputs."""
+    changes = []
+    if before.get("model") != after.get("model"):
+        changes.append(f"base model {before.get('model')} -> {after.get('model')}")
+    if before.get("component") != after.get("component"):
+        changes.append(f"component {before.get('component')} -> {after.get('component')}")
+    old_data, new_data = before.get("data") or {}, after.get("data") or {}
+    for role in sorted(set(old_data) | set(new_data)):
+        if old_data.get(role) != new_data.get(role):
+            changes.append(f"{role} data sha256 {str(old_data.get(role))[:10]}.. -> {str(new_data.get(role))[:10]}..")
+    old_params, new_params = before.get("parameters") or {}, after.get("parameters") or {}
+    for name in sorted(set(old_params) | set(new_params)):
+        if old_params.get(name) != new_params.get(name):
+            changes.append(f"{name} {old_params.get(name, '(unset)')} -> {new_params.get(name, '(unset)')}")
+    return changes
 
 
 def _job_change(resource: Resource, current: Observed, base: dict[str, Any]) -> Change:

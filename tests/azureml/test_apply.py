@@ -77,6 +77,7 @@ def test_learning_rate_change_trains_again_and_rolls_the_deployment(emu, workdir
     code, out, _ = run(capsys, "plan", str(spec), "--json")
     plan = {c["address"]: c for c in json.loads(out)["changes"]}
     assert plan["job.finetune"]["action"] == "create"
+    assert "training will run again: learning_rate 5e-06 -> 1e-05" in plan["job.finetune"]["reasons"][0]
     assert plan["deployment.ultrachat-completion/demo"]["action"] == "update"
     assert plan["compute.gpu-cluster-big"]["action"] == "noop"
     assert apply(capsys, spec)[0] == 0

@@ -22,7 +22,7 @@ from finetune.backends.azureml.errors import call
 from finetune.backends.azureml.modelinfo import ModelInfo, model_info
 from finetune.backends.base import StepContext
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
-from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known
+from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known, training_inputs
 from finetune.invoke import build_request, parse_response
 from finetune.plan.model import Action, Change, Observed
 from finetune.spec.load import LoadedSpec
@@ -204,8 +204,9 @@ class AzureMLBackend:
 
     def _job_from_list(self, resource: Resource) -> Observed | None:
         """The job from the prefetched list (apply re-reads it with a GET before ever submitting)."""
-        job = self._jobs_future.result().get(str(resource.desired["name"]).lower())
-        return None if job is None else obs.job_observed(job, self.spec.metadata.name)
+        jobs = self._jobs_future.result()
+        job = jobs.get(str(resource.desired["name"]).lower())
+        return obs.previous_run(jobs) if job is None else obs.job_observed(job, self.spec.metadata.name)
 
     def observe(self, graph: Graph) -> dict[str, Observed | None]:
         futures: dict[str, Future] = {}
@@ -474,6 +475,8 @@ class AzureMLBackend:
         job.display_name = d["display_name"]
         job.experiment_name = spec.experiment
         job.tags = self.tags(resource)
+        job.properties = {**(job.properties or {}), obs.INPUTS_PROPERTY: json.dumps(training_inputs(d),
+                                                                                   sort_keys=True)}
         job.settings.force_rerun = d["force_rerun"]
         job.settings.continue_on_step_failure = d["continue_on_step_failure"]
         return job

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from finetune.backends.azureml.errors import call, is_not_found
@@ -61,6 +62,23 @@ def list_spec_jobs(ws, spec_name: str) -> dict[str, Any]:
     """Jobs carrying finetune's tags (one paged read), by lowercase name; filtered to this spec locally."""
     jobs = call(lambda: list(ws.jobs.list(tag=FORMAT_TAGS["spec"])), "list jobs")
     return {job.name.lower(): job for job in jobs if (job.tags or {}).get(FORMAT_TAGS["spec"]) == spec_name}
+
+
+INPUTS_PROPERTY = "finetune.inputs"
+
+
+def previous_run(jobs: dict[str, Any]) -> Observed | None:
+    """The newest job of this spec that recorded its training inputs: the baseline a new run is explained against.
+    Returned as not existing (this fingerprint has no job), carrying that job's name and inputs."""
+    recorded = [j for j in jobs.values() if INPUTS_PROPERTY in (j.properties or {})]
+    if not recorded:
+        return None
+    latest = max(recorded, key=lambda j: str(getattr(j, "creation_context", None) and j.creation_context.created_at))
+    try:
+        inputs = json.loads(latest.properties[INPUTS_PROPERTY])
+    except ValueError:
+        return None
+    return Observed(False, details={"previous": latest.name, "previous_inputs": inputs})
 
 
 def job_observed(job, spec_name: str) -> Observed:

@@ -14,11 +14,12 @@ from typing import Any
 from finetune.backends.base import StepContext
 from finetune.dataprep import state_dir
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
-from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource
+from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, training_inputs
 from finetune.invoke import build_request, parse_response
 from finetune.plan.model import Action, Change, Observed
 from finetune.spec.load import LoadedSpec
 
+INPUTS_FILE = "finetune-inputs.json"  # what decided this run, to explain the next one
 JOB_STATES = {"NotStarted": None, "Running": "Running", "Completed": "Completed", "Failed": "Failed",
               "Canceled": "Canceled", "Interrupted": "Interrupted"}
 
@@ -78,7 +79,7 @@ class LocalBackend:
                     continue
                 status = trainjob.observe(self.job_dir(d["name"]))
                 state = JOB_STATES.get(status.state.value, status.state.value)
-                observed[address] = None if state is None else Observed(
+                observed[address] = self._previous_run() if state is None else Observed(
                     True, {"name": d["name"]}, status=state,
                     details={"name": d["name"], "metrics": status.metrics, "step": status.step,
                              "run_id": status.mlflow_run_id, "model_dir": status.model_dir})
@@ -114,6 +115,14 @@ class LocalBackend:
                 passed = endpoint is not None and endpoint.details.get("smoke_test") == resource.fingerprint
                 observed[address] = Observed(True, {}) if passed else None
         return observed
+
+    def _previous_run(self) -> Observed | None:
+        """The newest earlier training run and its inputs: the baseline a new run is explained against."""
+        recorded = sorted((self.root / "jobs").glob(f"*/{INPUTS_FILE}"), key=lambda p: p.stat().st_mtime)
+        if not recorded:
+            return None
+        inputs = self._read(recorded[-1])
+        return Observed(False, details={"previous": recorded[-1].parent.name, "previous_inputs": inputs})
 
     def _retired_servers(self, graph: Graph) -> dict[str, Observed]:
         """Servers of this endpoint for deployments the graph no longer has (removed, or replaced by a rollout)."""
@@ -183,6 +192,7 @@ class LocalBackend:
         from finetune.backends.local import trainjob
 
         config = self._train_config(resource)
+        self._write(Path(config.output_dir) / INPUTS_FILE, training_inputs(resource.desired))
         ctx.record("launching", {"job": resource.desired["name"], "dir": config.output_dir})
         try:
             status = trainjob.launch(config)
