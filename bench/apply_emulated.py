@@ -118,7 +118,9 @@ def main() -> None:
         critical = d.compute_create + d.job_running + d.deployment_create + update + update  # traffic, smoke record
         notebook_path = d.compute_create + d.job_running + d.endpoint_create + d.deployment_create + update
         ours = cli("apply", str(folder / "spec.yaml"), "--auto-approve") * accel
-    with emulator(accel) as (emu, d), contextlib.redirect_stderr(io.StringIO()):  # the SDK's upload bars
+    # The SDK's own upload bars and LRO dots go to a sink.
+    with emulator(accel) as (emu, d), contextlib.redirect_stderr(io.StringIO()), \
+            contextlib.redirect_stdout(io.StringIO()):
         theirs = notebook_sequence(emu, folder) * accel
     print("1. apply vs critical path (simulated seconds; compute 120, job 3600, endpoint 300, deployment 900)")
     print(f"   critical path (our DAG):           {critical:7.0f} s")
