@@ -181,6 +181,9 @@ def _print_result(result, json_out: bool, extra: dict[str, Any] | None = None) -
     skipped = [s for s in result.steps.values() if s.status == "skipped"]
     if skipped:
         say(f"skipped {len(skipped)}: " + ", ".join(s.address for s in skipped), "yellow", stderr=True)
+    if any(s.status == "interrupted" for s in result.steps.values()):
+        say("interrupted: what was started keeps running in the target; run the same command again to resume",
+            "yellow", stderr=True)
 
 
 auto_approve_opt = click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
@@ -231,6 +234,8 @@ def apply(spec: Path, auto_approve: bool, json_out: bool, emulate: bool, var: tu
         result = apply_plan(planned, backend, journal_for(loaded, backend), progress_printer(log), loaded)
         where = backend.where({a: s.outputs for a, s in result.steps.items()}) if result.ok else []
     _print_result(result, json_out)
+    if any(step.status == "interrupted" for step in result.steps.values()):
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_ERROR)
     if not json_out:

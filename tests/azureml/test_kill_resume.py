@@ -55,3 +55,24 @@ def test_sigkill_during_training_then_apply_again(workdir):
         state = requests.get(f"{server.url}/_emulator/state", verify=server.ca_bundle, timeout=10).json()
         assert len(state["jobs"]) == 1
         assert len(state["endpoints"]) == 1
+
+
+def test_ctrl_c_during_training_exits_130_and_resumes(workdir):
+    with EmulatorServer(state_dir=workdir / "emulator", acceleration=500.0) as server:
+        env = {**os.environ, **server.env(), "FINETUNE_POLL_SECONDS": "0.2"}
+        first = subprocess.Popen([sys.executable, "-m", "finetune", "apply", "spec.yaml", "--auto-approve"],
+                                 env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 180
+        while not journal_has(workdir, "job.finetune", "submitted"):
+            assert first.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 130, err
+        assert "run the same command again to resume" in err
+        assert "Traceback" not in err
+        resumed = cli(env, workdir, "apply", "spec.yaml", "--auto-approve")  # the lock was released on the way out
+        assert resumed.returncode == 0, resumed.stderr
+        state = requests.get(f"{server.url}/_emulator/state", verify=server.ca_bundle, timeout=10).json()
+        assert len(state["jobs"]) == 1
