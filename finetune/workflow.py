@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from finetune.apply import ApplyResult, Progress, ProgressEvent, run_changes
-from finetune.backends.base import Backend
+from finetune.backends.base import Backend, registered_model
 from finetune.dataprep import prepare_data, state_dir
 from finetune.errors import FinetuneError
 from finetune.graph import Graph, ResolvedFacts, build_graph
@@ -134,7 +134,7 @@ def apply_plan(planned: Planned, backend: Backend, journal: Journal, progress: P
                loaded: LoadedSpec) -> ApplyResult:
     def refresh(outputs: dict[str, dict[str, Any]]) -> Graph | None:
         """Once the model version is registered, names that embed it (blue/green deployments) are known."""
-        version = next((o.get("version") for a, o in outputs.items() if a.startswith("model.") and o), None)
+        version = registered_model(outputs).get("version")
         if version is None or planned.facts.registered_version == str(version):
             return None
         return build_graph(loaded.spec, replace(planned.facts, registered_version=str(version)))

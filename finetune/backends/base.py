@@ -17,6 +17,11 @@ from finetune.plan.model import Change, Observed
 from finetune.spec.load import LoadedSpec
 
 
+def registered_model(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The registered model's outputs ({name, version, ...}) among finished steps' outputs; {} before it exists."""
+    return next((o for a, o in outputs.items() if a.startswith("model.") and o.get("version")), {})
+
+
 class Cancelled(Exception):
     """Raised inside a step when the user interrupted apply; what was started keeps running and is resumed."""
 

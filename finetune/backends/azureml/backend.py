@@ -20,7 +20,7 @@ from finetune.backends.azureml import observe as obs
 from finetune.backends.azureml.client import ClientOptions, make_registry_client, make_workspace_client
 from finetune.backends.azureml.errors import call
 from finetune.backends.azureml.modelinfo import ModelInfo, model_info
-from finetune.backends.base import StepContext
+from finetune.backends.base import StepContext, registered_model
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known, training_inputs
 from finetune.invoke import build_request, parse_response
@@ -530,8 +530,7 @@ class AzureMLBackend:
         from azure.ai.ml.entities import ManagedOnlineDeployment, OnlineRequestSettings, ProbeSettings
 
         d = resource.desired
-        model_out = next((o for a, o in ctx.outputs.items() if a.startswith("model.")), {})
-        version = model_out.get("version")
+        version = registered_model(ctx.outputs).get("version")
         model_name = d["model"].split("@")[0]
         if not version:
             raise FinetuneError(f"no registered version of {model_name} to deploy")
@@ -600,7 +599,7 @@ class AzureMLBackend:
     def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
         """Where the results of an apply live, for the closing summary."""
         lines = []
-        model = next((o for a, o in outputs.items() if a.startswith("model.") and o.get("version")), None)
+        model = registered_model(outputs)
         if model:
             lines.append(f"model:    {model['name']} version {model['version']} in workspace "
                          f"{self.workspace.workspace}")

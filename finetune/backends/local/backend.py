@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from finetune.backends.base import StepContext
+from finetune.backends.base import StepContext, registered_model
 from finetune.dataprep import state_dir
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, training_inputs
@@ -243,8 +243,7 @@ class LocalBackend:
         from finetune.backends.local import registry, server
 
         d = resource.desired
-        model_out = next((o for a, o in ctx.outputs.items() if a.startswith("model.")), {})
-        version = model_out.get("version")
+        version = registered_model(ctx.outputs).get("version")
         name = d["model"].split("@")[0]
         if not version:
             raise FinetuneError(f"no registered version of {name} to serve")
@@ -329,7 +328,7 @@ class LocalBackend:
     def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
         """Where the results of an apply live, for the closing summary."""
         lines = []
-        model = next((o for a, o in outputs.items() if a.startswith("model.") and o.get("version")), None)
+        model = registered_model(outputs)
         if model:
             lines.append(f"model:    {model['name']} version {model['version']} in the MLflow registry "
                          f"{self.tracking_uri}")
