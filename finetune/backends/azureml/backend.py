@@ -312,7 +312,9 @@ class AzureMLBackend:
     def _read_usage(self) -> dict[str, tuple[int, int]]:
         table = {}
         for usage in call(lambda: list(self.ws.compute.list_usage()), "list quota usage"):
-            name = usage.name.get("value") if isinstance(usage.name, dict) else str(usage.name)
+            # The family name is a dict, a UsageName-like object or a string, depending on the SDK version.
+            name = usage.name.get("value") if isinstance(usage.name, dict) else getattr(usage.name, "value", None) \
+                or str(usage.name)
             current = usage.current_value if usage.current_value is not None else getattr(usage, "currentValue", 0)
             table[(name or "").lower().replace(" ", "")] = (int(current or 0), int(usage.limit or 0))
         return table
