@@ -114,3 +114,10 @@ def test_config_json_is_found_like_from_config(capsys, tmp_path):
                                                       "workspace_name": "w"}))
     _, out, _ = run(capsys, "plan", EXAMPLE, "--offline", "--json")
     assert json.loads(out)["target"]["workspace"] == "w (resource group r, subscription s)"
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_validates_and_plans_offline(example, capsys):
+    assert run(capsys, "validate", str(example))[0] == 0
+    code, out, _ = run(capsys, "plan", str(example), "--offline", "--json")
+    assert code == 0 and json.loads(out)["summary"]["create"] >= 7
