@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +325,11 @@ class LocalBackend:
         elif resource.kind == "model":
             registry.delete_model_versions(self.tracking_uri, resource.name,
                                            tags={FORMAT_TAGS["spec"]: self.spec.metadata.name})
+        elif resource.kind == "data":
+            # the prepared files live in a cache entry; removing it frees the disk, the next plan prepares again
+            path = self.data_files.get(resource.address.split(".", 1)[1])
+            if path:
+                shutil.rmtree(Path(path).parent, ignore_errors=True)
 
     def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
         """Where the results of an apply live, for the closing summary."""
