@@ -117,6 +117,15 @@ def test_local_lifecycle(spec, capsys):
     changes = {c["address"]: c["action"] for c in json.loads(out)["changes"]}
     assert changes["endpoint.local-test"] == "create" and changes["job.finetune"] == "noop"
 
+    # --all also removes the registered model versions and the prepared data; the next plan trains nothing new
+    # (the completed job is still adopted) but registers the model again
+    code, _, err = run(capsys, "destroy", str(spec), "--all", "--auto-approve")
+    assert code == 0, err
+    assert not list((state / "data-cache" / "prepared").glob("*/train.jsonl"))
+    code, out, _ = run(capsys, "plan", str(spec), "--json")
+    changes = {c["address"]: c["action"] for c in json.loads(out)["changes"]}
+    assert changes["model.local-test-model"] == "create" and changes["job.finetune"] == "noop"
+
 
 def test_local_rejects_emulate(spec, capsys):
     code, _, err = run(capsys, "plan", str(spec), "--emulate")
