@@ -169,11 +169,11 @@ def _confirm(question: str, auto_approve: bool) -> None:
         raise click.exceptions.Exit(EXIT_ERROR)
 
 
-def _print_result(result, json_out: bool, extra: dict[str, Any] | None = None) -> None:
+def _print_result(result, json_out: bool) -> None:
     from finetune.console import print_json, say
 
     if json_out:
-        print_json({**result.to_dict(), **(extra or {})})
+        print_json(result.to_dict())
         return
     failed = result.failed()
     for step in failed:

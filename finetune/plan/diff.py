@@ -58,7 +58,7 @@ def _change_for(resource: Resource, current: Observed | None, upstream: list[Cha
             why = f"runs after changes to {', '.join(changed)}" if changed else "not run yet for this model"
             return Change(action=Action.CREATE, reasons=(why,), **base)
         return Change(action=Action.NOOP, reasons=("passed for this model already",), before=current.properties,
-                      **{k: v for k, v in base.items()})
+                      **base)
     if current is None or not current.exists:
         return Change(action=Action.CREATE, reasons=(_absent_reason(resource, current),), **base)
     before = current.properties

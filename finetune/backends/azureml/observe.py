@@ -12,13 +12,14 @@ from finetune.plan.model import Observed
 SMOKE_TAG = "finetune.smoke_test"
 
 
-def _get_or_none(fn, what: str):
+def _get_or_none(fn, what: str, default=None):
+    """The SDK call's result, or `default` when the thing does not exist."""
     try:
         return call(fn, what)
     except Exception as exc:  # FinetuneError wraps the SDK error as __cause__
         cause = exc.__cause__ or exc
         if is_not_found(cause):
-            return None
+            return default
         raise
 
 
@@ -101,12 +102,7 @@ def job_metrics(job) -> dict[str, float]:
 
 
 def list_model_versions(ws, name: str) -> list[Any]:
-    try:
-        return call(lambda: list(ws.models.list(name=name)), f"list model {name}")
-    except Exception as exc:
-        if is_not_found(exc.__cause__ or exc):
-            return []
-        raise
+    return _get_or_none(lambda: list(ws.models.list(name=name)), f"list model {name}", default=[])
 
 
 def observe_model(ws, resource: Resource, spec_name: str, versions: list[Any] | None = None) -> Observed | None:
@@ -164,13 +160,8 @@ def deployment_observed(deployment, endpoint: str, spec_name: str) -> Observed:
 
 def list_deployments(ws, endpoint: str, spec_name: str) -> dict[str, Observed]:
     """Every deployment of the endpoint (one read), by lowercase name; an absent endpoint has none."""
-    try:
-        found = call(lambda: list(ws.online_deployments.list(endpoint_name=endpoint)),
-                     f"list deployments of {endpoint}")
-    except Exception as exc:
-        if is_not_found(exc.__cause__ or exc):
-            return {}
-        raise
+    found = _get_or_none(lambda: list(ws.online_deployments.list(endpoint_name=endpoint)),
+                         f"list deployments of {endpoint}", default=[])
     return {d.name.lower(): deployment_observed(d, endpoint, spec_name) for d in found}
 
 

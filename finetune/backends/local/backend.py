@@ -6,7 +6,6 @@ the state folder). Endpoint and deployments: local HTTP servers speaking the Azu
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -50,16 +49,14 @@ class LocalBackend:
         return self.root / "servers" / f"{endpoint}--{deployment}.json"
 
     def _read(self, path: Path) -> dict[str, Any] | None:
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
+        from finetune.backends.local.proc import read_json
+
+        return read_json(path)
 
     def _write(self, path: Path, data: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(path)
+        from finetune.backends.local.proc import write_json_atomic
+
+        write_json_atomic(path, data)
 
     # ---- resolve / observe / preflight ----------------------------------------------------------------------------
     def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
