@@ -15,7 +15,7 @@ from typing import Any
 
 from finetune.backends.base import Backend, Cancelled, StepContext
 from finetune.errors import FinetuneError
-from finetune.graph import Graph
+from finetune.graph import Graph, is_known
 from finetune.plan.model import Action, Change, Observed, Plan
 from finetune.state import Journal
 
@@ -59,11 +59,29 @@ class ApplyResult:
 
 
 Progress = Callable[[ProgressEvent], None]
+CHECKED_OUTPUTS = ("name", "auth_mode", "sku", "instance_count", "traffic")
+
+
+def unplanned_outputs(change: Change, outputs: dict[str, Any], graph: Graph) -> str:
+    """Check a step's result against its plan: the fields a backend reports back must be the ones it was asked
+    for ("" when they are). Values still unknown at plan time, and deletions, are not checked."""
+    resource = graph.resources.get(change.address)
+    if resource is None or not change.action.is_change or change.action is Action.DELETE:
+        return ""  # noop/read outputs are what was observed; deletions report nothing
+    for key in CHECKED_OUTPUTS:
+        want, have = resource.desired.get(key), outputs.get(key)
+        if want is None or have is None or not is_known(want):
+            continue
+        same = str(want).lower() == str(have).lower() if key == "sku" else want == have
+        if not same:
+            return f"{key} {have!r} where the plan wanted {want!r}"
+    return ""
 HEARTBEAT_SECONDS = 30.0  # long waits (training, provisioning) still say what runs and what comes next
 
 
 def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, Observed | None], journal: Journal,
-                progress: Progress, *, max_workers: int = 8, cancelled: threading.Event | None = None,
+                progress: Progress, *, data_files: dict[str, str] | None = None, max_workers: int = 8,
+                cancelled: threading.Event | None = None,
                 refresh: Callable[[dict[str, dict[str, Any]]], Graph | None] | None = None) -> ApplyResult:
     """Apply every change of `plan` (noops included: they hand their outputs to dependents).
 
@@ -91,8 +109,8 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
 
         with lock:
             upstream = {a: dict(o) for a, o in outputs.items()}
-        ctx = StepContext(graph=current["graph"], observed=observed, outputs=upstream, report=report,
-                          record=record, cancelled=cancelled)
+        ctx = StepContext(graph=current["graph"], observed=observed, outputs=upstream,
+                          data_files=dict(data_files or {}), report=report, record=record, cancelled=cancelled)
         try:
             result_outputs = backend.apply(change, ctx) or {}
         except Cancelled:
@@ -105,6 +123,11 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
         except Exception as exc:  # noqa: BLE001 - one step's bug must not take down independent steps
             return StepResult(change.address, change.action, "failed", time.monotonic() - begun,
                               f"{type(exc).__name__}: {exc}", "this looks like a bug in finetune; please report it")
+        mismatch = unplanned_outputs(change, result_outputs, current["graph"])
+        if mismatch:
+            return StepResult(change.address, change.action, "failed", time.monotonic() - begun,
+                              f"the target reports {mismatch}, not what was planned",
+                              "something else changed it during apply; run `finetune plan` to see the difference")
         return StepResult(change.address, change.action, "ok", time.monotonic() - begun, outputs=result_outputs)
 
     pending = dict(changes)

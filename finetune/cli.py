@@ -141,13 +141,12 @@ def plan(spec: Path, offline: bool, out: Path | None, fmt: str, json_out: bool, 
     loaded = _load(spec, var, var_file)
     fmt = "json" if json_out else fmt
     if offline:
-        from finetune.dataprep import probe_data
-        from finetune.plan.planner import make_plan, offline_facts
+        from finetune.workflow import offline_plan
 
-        probe = probe_data(loaded)
-        result = make_plan(loaded, offline_facts(loaded, probe.hashes if probe.cached else None), None)
+        result = offline_plan(loaded)
     else:
-        from finetune.workflow import open_backend, plan_against_target
+        from finetune.session import open_backend
+        from finetune.workflow import plan_against_target
 
         with open_backend(loaded, emulate=emulate) as backend:
             result = plan_against_target(loaded, backend, _say_stderr if fmt == "text" else lambda _m: None).plan
@@ -202,16 +201,9 @@ def apply(spec: Path, auto_approve: bool, json_out: bool, emulate: bool, var: tu
     SPEC is the spec file, or a plan saved with `finetune plan --out`.
     """
     from finetune.console import say
-    from finetune.workflow import (
-        apply_plan,
-        check_saved_plan,
-        journal_for,
-        lock_for,
-        open_backend,
-        order_summary,
-        plan_against_target,
-        progress_printer,
-    )
+    from finetune.render.progress import order_summary, progress_printer
+    from finetune.session import lock_for, open_backend
+    from finetune.workflow import apply_plan, check_saved_plan, plan_against_target
 
     saved = _saved_plan(spec)
     loaded = _load(Path(saved.spec_path) if saved else spec, var, var_file)
@@ -231,7 +223,7 @@ def apply(spec: Path, auto_approve: bool, json_out: bool, emulate: bool, var: tu
             say("Nothing to do: everything is up to date.", "green")
         if planned.plan.has_changes:
             log(f"order: {order_summary(planned.plan)}")
-        result = apply_plan(planned, backend, journal_for(loaded, backend), progress_printer(log), loaded)
+        result = apply_plan(planned, backend, loaded, progress_printer(log))
         where = backend.where({a: s.outputs for a, s in result.steps.items()}) if result.ok else []
     _print_result(result, json_out)
     if any(step.status == "interrupted" for step in result.steps.values()):
@@ -273,21 +265,16 @@ def destroy(spec: Path, include_all: bool, auto_approve: bool, json_out: bool, e
             var: tuple[str, ...], var_file: Path | None) -> None:
     """Delete the endpoint and its deployments (with --all: also models, data and compute) that this spec created."""
     from finetune.console import say
-    from finetune.workflow import (
-        destroy_changes,
-        journal_for,
-        lock_for,
-        open_backend,
-        plan_against_target,
-        progress_printer,
-        run_destroy,
-    )
+    from finetune.render.progress import progress_printer
+    from finetune.session import lock_for, open_backend
+    from finetune.workflow import destroy_changes, run_destroy
 
     loaded = _load(spec, var, var_file)
     log = (lambda _m: None) if json_out else _say_stderr
     with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend, "destroy"):
-        planned = plan_against_target(loaded, backend, log)
-        changes = destroy_changes(planned, include_all, loaded)
+        log("reading what this spec owns on the target")
+        teardown = destroy_changes(loaded, backend, include_all)
+        changes = teardown.changes
         if not changes:
             if json_out:
                 from finetune.console import print_json
@@ -300,7 +287,7 @@ def destroy(spec: Path, include_all: bool, auto_approve: bool, json_out: bool, e
             for change in changes:
                 say(f"  - {change.address}", "red")
         _confirm(f"Destroy {len(changes)} resource(s)?", auto_approve)
-        result = run_destroy(planned, changes, backend, journal_for(loaded, backend), progress_printer(log))
+        result = run_destroy(loaded, teardown, backend, progress_printer(log))
     _print_result(result, json_out)
     if not result.ok:
         raise click.exceptions.Exit(EXIT_ERROR)
@@ -317,15 +304,13 @@ def status(spec: Path, json_out: bool, emulate: bool, var: tuple[str, ...], var_
     """What exists, job state and metrics, endpoint health, and the cost burn per hour and day."""
     from finetune.console import print_json, print_lines
     from finetune.render.status_text import render_status
-    from finetune.workflow import open_backend, plan_against_target, status_report
+    from finetune.session import open_backend
+    from finetune.workflow import plan_against_target, status_report
 
     loaded = _load(spec, var, var_file)
     with open_backend(loaded, emulate=emulate) as backend:
-        planned = plan_against_target(loaded, backend, (lambda _m: None) if json_out else _say_stderr)
-        report = status_report(planned)
-        extra = getattr(backend, "status_extra", None)
-        if extra is not None:
-            report.update(extra(planned))
+        planned = plan_against_target(loaded, backend, (lambda _m: None) if json_out else _say_stderr, prepare=False)
+        report = status_report(planned, backend)
     if json_out:
         print_json(report)
     else:
@@ -343,31 +328,16 @@ def invoke(spec: Path, message: str | None, deployment: str | None, json_out: bo
            var: tuple[str, ...], var_file: Path | None) -> None:
     """Send the smoke-test request (or --message) to the endpoint and print the answer."""
     from finetune.console import print_json, say
-    from finetune.dataprep import prepare_data
-    from finetune.workflow import open_backend
+    from finetune.session import open_backend
+    from finetune.workflow import invoke_endpoint
 
     loaded = _load(spec, var, var_file)
-    endpoint = loaded.spec.endpoint
-    if endpoint is None:
-        raise FinetuneError("the spec has no endpoint to invoke", hint="add an `endpoint:` section and apply")
-    smoke = loaded.spec.smoke_test
-    data = prepare_data(loaded)
-    sample = data.roles.get("sample") or data.roles.get("test")
-    messages = [{"role": "user", "content": message}] if message else None
     with open_backend(loaded, emulate=emulate) as backend:
-        answer = backend.invoke(endpoint_name_for(loaded, backend), deployment, sample.path if sample else None,
-                                smoke.row, smoke.seed, dict(smoke.parameters), messages)
+        answer = invoke_endpoint(loaded, backend, message, deployment)
     if json_out:
         print_json({"answer": answer})
     else:
         say(answer)
-
-
-def endpoint_name_for(loaded, backend) -> str:
-    from finetune.graph import ResolvedFacts, resolved_endpoint_name
-
-    identity = backend.target_identity.split(":", 1)[1]
-    return resolved_endpoint_name(loaded.spec, ResolvedFacts(workspace_identity=identity))
 
 
 @app.command("force-unlock")
@@ -377,7 +347,7 @@ def endpoint_name_for(loaded, backend) -> str:
 def force_unlock(spec: Path, emulate: bool, var: tuple[str, ...], var_file: Path | None) -> None:
     """Remove the apply lock left by a crashed apply (refuses while the holder is still running)."""
     from finetune.console import say
-    from finetune.workflow import lock_for, open_backend
+    from finetune.session import lock_for, open_backend
 
     loaded = _load(spec, var, var_file)
     with open_backend(loaded, emulate=emulate) as backend:

@@ -67,3 +67,17 @@ def prepare_data(loaded: LoadedSpec, progress=None) -> PrepareResult:
         return prepare(_request(loaded), None, data_cache_dir(loaded), progress=forward)
     except DataError as exc:
         raise FinetuneError(str(exc)) from None
+
+
+def cached_data(loaded: LoadedSpec) -> PrepareResult | None:
+    """The prepared data from the cache, without preparing, reading the source's rows or using the network; None
+    when it is not there (or the source is gone, so its cache entry cannot be told)."""
+    from finetune.data import load_cached
+
+    try:
+        probe = probe_data(loaded)
+    except FinetuneError:
+        return None
+    if not probe.cached or probe.key is None:
+        return None
+    return load_cached(data_cache_dir(loaded), probe.key)

@@ -61,6 +61,7 @@ class ResolvedFacts:
     data_hashes: dict[str, str] = field(default_factory=dict)  # role -> sha256 of the prepared JSONL
     gpus_per_node: int | None = None
     registered_version: str | None = None  # the model version already registered from this training run
+    job_attempt: int = 1  # which attempt of this fingerprint the job is (2 after one failed attempt, ...)
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,13 @@ def data_asset_name(spec: Spec, role: str) -> str:
     return f"{spec.metadata.name}-{role}"
 
 
-def job_name(spec: Spec, job_fingerprint: str) -> str:
-    """Deterministic: the same fingerprint can only ever name one job, so it cannot run twice."""
-    return UNKNOWN if job_fingerprint == UNKNOWN else f"ft-{spec.metadata.name}-{job_fingerprint[:12]}"
+def job_name(spec: Spec, job_fingerprint: str, attempt: int = 1) -> str:
+    """Deterministic: a fingerprint's attempt can only ever name one job, so no attempt runs twice. The first
+    attempt has the plain name; a retry after a failed attempt N is `<name>-a<N+1>` (never a timestamp)."""
+    if job_fingerprint == UNKNOWN:
+        return UNKNOWN
+    base = f"ft-{spec.metadata.name}-{job_fingerprint[:12]}"
+    return base if attempt <= 1 else f"{base}-a{attempt}"
 
 
 def resolved_endpoint_name(spec: Spec, facts: ResolvedFacts) -> str:
@@ -157,7 +162,7 @@ def build_graph(spec: Spec, facts: ResolvedFacts) -> Graph:
     train_hashes = {role: data_hashes[role] for role in data_hashes if role != "sample"}
     job_fp = fingerprint(model_ref, train_hashes, effective, component_ref if azure else "local")
     job_desired = {
-        "name": job_name(spec, job_fp), "experiment": spec.experiment,
+        "name": job_name(spec, job_fp, facts.job_attempt), "experiment": spec.experiment,
         "display_name": spec.finetune.display_name or _display_name(spec, effective),
         "model": model_ref, "component": component_ref if azure else "local-lora", "compute": spec.compute.name if
         azure and spec.compute else "local", "num_nodes": spec.finetune.num_nodes, "parameters": effective,

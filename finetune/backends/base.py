@@ -33,6 +33,7 @@ class StepContext:
     graph: Graph
     observed: dict[str, Observed | None]
     outputs: dict[str, dict[str, Any]]
+    data_files: dict[str, str]  # role -> prepared JSONL file (the data the apply was planned with)
     report: Callable[[str], None]  # a progress message for this resource ("Running, loss 1.23")
     record: Callable[[str, dict[str, Any]], None]  # journal an operation handle BEFORE waiting on it
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -43,13 +44,27 @@ class StepContext:
 
 
 class Backend(Protocol):
+    """Every member the engine and the use cases call; nothing is looked up with hasattr/getattr."""
+
     target_identity: str  # e.g. "azureml:sub/rg/ws" or "local:/path/.finetune": names the lock and the journal
+    workspace_identity: str | None  # "sub/rg/ws" on azureml (endpoint name suffixes derive from it); None locally
+
+    def target_info(self) -> dict[str, Any]:
+        """The plan's `target` block: kind, identity and (azureml) the workspace in words."""
+
+    def prefetch(self, graph: Graph) -> None:
+        """Start reads that do not wait for resolution (a no-op where reads are cheap)."""
 
     def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
         """Resolve floating references (model/component labels), model defaults, GPUs per node."""
 
-    def observe(self, graph: Graph) -> dict[str, Observed | None]:
+    def observe(self, graph: Graph, data_files: dict[str, str]) -> dict[str, Observed | None]:
         """Read every resource of the graph (concurrently where the target allows)."""
+
+    def owned(self, graph: Graph) -> dict[str, Observed]:
+        """Everything this spec owns on the target, found by its tags and names alone (no data, no fingerprints):
+        what `destroy` deletes. Addresses: `endpoint.<name>`, `model.<name>@<version>`, `data.<role>@<version>`,
+        `compute.<name>`. Archived versions are not owned any more."""
 
     def preflight(self, graph: Graph, observed: dict[str, Observed | None]) -> list[Diagnostic]:
         """Problems that would make apply fail late (quota, allow lists, name conflicts); error ones block."""
@@ -58,7 +73,14 @@ class Backend(Protocol):
         """Carry out one change (noop/read included: they return outputs, read waits) and return its outputs."""
 
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
-        """Delete one resource that exists."""
+        """Delete one resource that exists (named by `observed.properties`, so it need not be in the graph)."""
+
+    def invoke(self, endpoint: str, deployment: str | None, sample_file: str | None, row: int | str, seed: int,
+               parameters: dict[str, Any], messages: list[dict[str, str]] | None = None) -> str:
+        """Score one chat request on the endpoint and return the answer text."""
+
+    def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
+        """Target-specific additions to `status` (the local loss curve, dead servers)."""
 
     def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
         """Lines saying where an apply's results live (model, metrics, endpoint), for the closing summary."""

@@ -38,7 +38,9 @@ class Observed:
     properties: dict[str, Any] = field(default_factory=dict)
     status: str | None = None  # jobs: Running/Completed/Failed...; endpoints: provisioning state
     managed: bool = True  # carries this spec's tags (False: something else owns it)
-    etag: str | None = None
+    # The `finetune.fingerprint` tag the target holds: what finetune last wrote. Equal to the resource's fingerprint
+    # while properties differ means someone changed it outside finetune (drift).
+    fingerprint: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # e.g. job name, metrics, scoring uri (never secrets)
 
 

@@ -1,7 +1,12 @@
-"""Assemble a Plan from a loaded spec, the facts resolved for it and what the target holds."""
+"""Assemble a Plan from a loaded spec, the facts resolved for it and what the target holds.
+
+Pure: the target's identity, what it holds and the clock's reading are passed in; nothing here reads a file, the
+environment or the network.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,22 +18,18 @@ from finetune.plan.diff import diff, observed_serial
 from finetune.plan.model import Observed, Plan
 from finetune.spec.load import LoadedSpec
 from finetune.spec.models import TargetKind
-from finetune.workspace import resolve_workspace
 
 
-def offline_facts(loaded: LoadedSpec, data_hashes: dict[str, str] | None = None) -> ResolvedFacts:
+def offline_facts(loaded: LoadedSpec, data_hashes: dict[str, str] | None = None,
+                  workspace_identity: str | None = None) -> ResolvedFacts:
     """What can be known without reading the target: pins given in the spec, the offline catalog, cached data."""
     spec = loaded.spec
-    identity = None
-    if spec.target.kind is TargetKind.AZUREML:
-        workspace = resolve_workspace(spec.target.azureml, loaded.base_dir)
-        identity = workspace.identity if workspace.complete else None
     known = catalog.known_model(spec.model.registry, spec.model.name) if spec.model.name else None
     model_id = None
     if spec.model.name and spec.model.version:
         model_id = f"azureml://registries/{spec.model.registry}/models/{spec.model.name}/versions/{spec.model.version}"
     return ResolvedFacts(
-        workspace_identity=identity, model_version=spec.model.version, model_id=model_id,
+        workspace_identity=workspace_identity, model_version=spec.model.version, model_id=model_id,
         model_defaults=dict(known.model_specific_defaults) if known else None,
         model_defaults_origin=f"offline catalog ({known.name} v{known.version})" if known else "",
         component_version=spec.finetune.component.version, data_hashes=dict(data_hashes or {}),
@@ -50,9 +51,23 @@ def pins_for(loaded: LoadedSpec, facts: ResolvedFacts) -> list[dict[str, str]]:
     return pins
 
 
+def facts_from_observed(facts: ResolvedFacts, graph: Graph, observed: dict[str, Observed | None]) -> ResolvedFacts:
+    """What the target's state settles that the spec leaves open: the version already registered from this
+    training run, and which attempt of the fingerprint the job is (after failed attempts, the next one)."""
+    for address, resource in graph.resources.items():
+        current = observed.get(address)
+        if current is None:
+            continue
+        if resource.kind == "model" and current.exists and facts.registered_version is None:
+            facts = replace(facts, registered_version=str(current.properties.get("version")))
+        if resource.kind == "job" and current.details.get("attempt"):
+            facts = replace(facts, job_attempt=int(current.details["attempt"]))
+    return facts
+
+
 def make_plan(loaded: LoadedSpec, facts: ResolvedFacts, observed: dict[str, Observed | None] | None, *,
-              preflight: list[Diagnostic] | None = None, target: dict[str, Any] | None = None,
-              graph: Graph | None = None) -> Plan:
+              target: dict[str, Any], preflight: list[Diagnostic] | None = None, graph: Graph | None = None,
+              created_at: datetime | None = None) -> Plan:
     spec = loaded.spec
     graph = graph or build_graph(spec, facts)
     preflight = preflight or []
@@ -69,14 +84,10 @@ def make_plan(loaded: LoadedSpec, facts: ResolvedFacts, observed: dict[str, Obse
             source = f"model default, {origin}" if p.source == "model default" and origin else p.source
             parameters.append({"name": p.name, "value": p.value, "source": source, "note": p.note})
         dropped = dict(graph.parameters.dropped)
-    if target is None:
-        target = {"kind": spec.target.kind.value, "mode": "offline" if observed is None else "online"}
-        if spec.target.kind is TargetKind.AZUREML:
-            target["workspace"] = resolve_workspace(spec.target.azureml, loaded.base_dir).describe()
     diagnostics = [d.to_dict() for d in [*loaded.warnings, *preflight]]
     return Plan(
         spec_name=spec.metadata.name, spec_path=str(loaded.path), spec_digest=loaded.digest, target=target,
-        changes=tuple(changes), created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        changes=tuple(changes), created_at=(created_at or datetime.now(UTC)).isoformat(timespec="seconds"),
         observed_serial=observed_serial(observed), pins=tuple(pins_for(loaded, facts)),
         parameters=tuple(parameters), dropped_parameters=dropped, cost=estimate_cost(spec),
         diagnostics=tuple(diagnostics),

@@ -47,14 +47,13 @@ def quiet_sdk_logs() -> None:
 
 
 class AzureMLBackend:
-    def __init__(self, loaded: LoadedSpec, workspace: WorkspaceRef, options: ClientOptions | None = None,
-                 data_files: dict[str, str] | None = None) -> None:
+    def __init__(self, loaded: LoadedSpec, workspace: WorkspaceRef, options: ClientOptions | None = None) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.workspace = workspace.require()
         self.options = options  # None: the factory's defaults (real credential, or an injected transport)
-        self.data_files = dict(data_files or {})
         self.target_identity = f"azureml:{workspace.identity}"
+        self.workspace_identity = workspace.identity
         self._ws = None
         self._registries: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -95,6 +94,13 @@ class AzureMLBackend:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._ws = None
         self._registries.clear()
+
+    def target_info(self) -> dict[str, Any]:
+        return {"kind": "azureml", "mode": "online", "identity": self.target_identity,
+                "workspace": self.workspace.describe()}
+
+    def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
+        return {}
 
     def tags(self, resource: Resource, **extra: str) -> dict[str, str]:
         return {FORMAT_TAGS["spec"]: self.spec.metadata.name, FORMAT_TAGS["address"]: resource.address,
@@ -157,8 +163,8 @@ class AzureMLBackend:
         return facts, []
 
     # ---- observe --------------------------------------------------------------------------------------------------
-    READERS = {"compute": obs.observe_compute, "data": obs.observe_data, "job": obs.observe_job,
-               "model": obs.observe_model, "endpoint": obs.observe_endpoint}
+    READERS = {"compute": obs.observe_compute, "data": obs.observe_data, "model": obs.observe_model,
+               "endpoint": obs.observe_endpoint}
     # What can be read before floating references are resolved: the fields that name each resource.
     IDENTITY = {"compute": ("name",), "data": ("name", "version"), "endpoint": ("name",)}
 
@@ -203,21 +209,30 @@ class AzureMLBackend:
         return result
 
     def _job_from_list(self, resource: Resource) -> Observed | None:
-        """The job from the prefetched list (apply re-reads it with a GET before ever submitting)."""
+        """This fingerprint's attempts from the prefetched list (apply re-reads by name before ever submitting)."""
+        if self._jobs_future is None:
+            self._jobs_future = self._pool.submit(obs.list_spec_jobs, self.ws, self.spec.metadata.name)
         jobs = self._jobs_future.result()
-        job = jobs.get(str(resource.desired["name"]).lower())
-        return obs.previous_run(jobs) if job is None else obs.job_observed(job, self.spec.metadata.name)
+        if resource.fingerprint == UNKNOWN:
+            return obs.previous_run(jobs)
+        return obs.observe_attempts(jobs, resource, self.spec.metadata.name, self._base_job_name(resource))
 
-    def observe(self, graph: Graph) -> dict[str, Observed | None]:
+    def _base_job_name(self, resource: Resource) -> str:
+        from finetune.graph import job_name
+
+        return job_name(self.spec, resource.fingerprint)
+
+    def observe(self, graph: Graph, data_files: dict[str, str]) -> dict[str, Observed | None]:
         futures: dict[str, Future] = {}
         for resource in graph.resources.values():
+            if resource.kind == "job":
+                futures[resource.address] = self._pool.submit(self._job_from_list, resource)
+                continue
             if resource.kind not in self.READERS or resource.desired.get("type") == "local file":
                 continue
             early = self._prefetched.get(resource.address)
             if early is not None and early[0] == self._identity(resource):
                 futures[resource.address] = early[1]
-            elif resource.kind == "job" and self._jobs_future is not None:
-                futures[resource.address] = self._pool.submit(self._job_from_list, resource)
             elif resource.kind == "model" and self._models_future is not None:
                 futures[resource.address] = self._pool.submit(
                     obs.observe_model, self.ws, resource, self.spec.metadata.name, self._models_future.result())
@@ -387,10 +402,14 @@ class AzureMLBackend:
         from azure.ai.ml.entities import Data
 
         role = resource.address.split(".", 1)[1]
-        path = self.data_files.get(role)
+        d = resource.desired
+        if change.action is Action.UPDATE:  # archived by `destroy --all`; same content: restore it
+            call(lambda: self.ws.data.restore(name=d["name"], version=d["version"]),
+                 f"restore data {d['name']}:{d['version']}")
+            return {"name": d["name"], "version": d["version"]}
+        path = ctx.data_files.get(role)
         if not path:
             raise FinetuneError(f"prepared {role} data is missing", hint="run `finetune data prepare SPEC`")
-        d = resource.desired
         asset = Data(name=d["name"], version=d["version"], path=path, type=AssetTypes.URI_FILE,
                      description=f"{role} split prepared by finetune ({d['source']})",
                      tags=self.tags(resource, **{"finetune.sha256": d["sha256"]}))
@@ -398,19 +417,19 @@ class AzureMLBackend:
         return {"name": created.name, "version": created.version}
 
     def _apply_job(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        """Submit this attempt under its deterministic name, unless it exists already (another apply, on this
+        machine or another, submitted it since the plan): then wait on that one. A job is never submitted twice."""
         name = resource.desired["name"]
         if change.action is not Action.READ:
-            existing = obs.observe_job(self.ws, resource, self.spec.metadata.name)
-            if existing is None or existing.status in JOB_DONE - {"Completed"}:
+            existing = obs.read_job(self.ws, name)
+            if existing is None:
                 job = self._pipeline_job(resource, ctx)
-                # A failed run of the same fingerprint keeps its name; the retry gets a numbered one.
-                if existing is not None:
-                    job.name = f"{name}-r{int(time.time())}"
-                ctx.record("submitting", {"job": job.name})
-                submitted = call(lambda: self.ws.jobs.create_or_update(job, experiment_name=self.spec.experiment),
-                                 f"submit fine-tuning job {job.name}")
-                name = submitted.name
-                ctx.record("submitted", {"job": name, "studio_url": getattr(submitted, "studio_url", None)})
+                ctx.record("submitting", {"job": name})
+                submitted = call(lambda: self.ws.jobs.create_or_update(job, experiment_name=resource.desired[
+                    "experiment"]), f"submit fine-tuning job {name}")
+                ctx.record("submitted", {"job": submitted.name, "studio_url": getattr(submitted, "studio_url", None)})
+            else:
+                ctx.report(f"job {name} was submitted by another apply since the plan: waiting on it")
         return self._wait_job(name, ctx)
 
     def _wait_job(self, name: str, ctx: StepContext) -> dict[str, Any]:
@@ -454,10 +473,9 @@ class AzureMLBackend:
         from azure.ai.ml import Input
         from azure.ai.ml.dsl import pipeline
 
-        spec = self.spec
         d = resource.desired
         params = {k: v for k, v in d["parameters"].items()}
-        cluster = spec.compute.name
+        cluster = d["compute"]
         inputs = {}
         for role in ("train", "validation", "test"):
             if role in d["data"]:
@@ -465,7 +483,7 @@ class AzureMLBackend:
                 inputs[f"{role}_file_path"] = Input(type="uri_file", path=f"azureml:{asset['name']}:{asset['version']}")
         component = self.component
 
-        @pipeline(name=d["display_name"], description=f"finetune {spec.metadata.name}")
+        @pipeline(name=d["display_name"], description=f"finetune {self.spec.metadata.name}")
         def finetune_pipeline():
             node = component(mlflow_model_path=self.model.id, compute_model_import=cluster,
                              compute_preprocess=cluster, compute_finetune=cluster, compute_model_evaluation=cluster,
@@ -475,18 +493,30 @@ class AzureMLBackend:
         job = finetune_pipeline()
         job.name = d["name"]
         job.display_name = d["display_name"]
-        job.experiment_name = spec.experiment
-        job.tags = self.tags(resource)
+        job.experiment_name = d["experiment"]
+        job.tags = self.tags(resource, **{obs.ATTEMPT_TAG: str(self._attempt(resource))})
         job.properties = {**(job.properties or {}), obs.INPUTS_PROPERTY: json.dumps(training_inputs(d),
                                                                                    sort_keys=True)}
         job.settings.force_rerun = d["force_rerun"]
         job.settings.continue_on_step_failure = d["continue_on_step_failure"]
         return job
 
+    def _attempt(self, resource: Resource) -> int:
+        base = self._base_job_name(resource)
+        name = str(resource.desired["name"])
+        return 1 if name == base else int(name.rsplit("-a", 1)[1])
+
     def _apply_model(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
+        """One model version per training run, however many applies race: adopt a version registered from this
+        run (by its fingerprint tag) since the plan; after registering, if a concurrent apply registered another,
+        the oldest wins and ours is archived."""
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Model
 
+        mine = obs.registered_from(obs.list_model_versions(self.ws, resource.name), resource.fingerprint)
+        if mine:
+            ctx.report(f"version {mine[0].version} was registered from this run by another apply: adopted")
+            return {"name": resource.name, "version": str(mine[0].version), "id": mine[0].id}
         job = ctx.outputs.get("job.finetune", {}).get("name") or resource.desired["job"]
         version = resource.desired["version"]
         if version == UNKNOWN:
@@ -495,11 +525,22 @@ class AzureMLBackend:
                       name=resource.name, version=version, description=resource.desired.get("description"),
                       tags=self.tags(resource, **{"finetune.job": job}))
         created = call(lambda: self.ws.models.create_or_update(model), f"register model {resource.name}:{version}")
-        return {"name": created.name, "version": created.version, "id": created.id}
+        winner = obs.registered_from(obs.list_model_versions(self.ws, resource.name), resource.fingerprint)
+        if winner and str(winner[0].version) != str(created.version):
+            call(lambda: self.ws.models.archive(name=resource.name, version=created.version),
+                 f"archive duplicate model {resource.name}:{created.version}")
+            ctx.report(f"another apply registered version {winner[0].version} from this run first: adopted it")
+            return {"name": resource.name, "version": str(winner[0].version), "id": winner[0].id}
+        return {"name": created.name, "version": str(created.version), "id": created.id}
 
     def _next_model_version(self, name: str) -> str:
+        """The next integer version. Archived versions still hold their numbers, so all versions count."""
+        from azure.ai.ml.constants import ListViewType
+
         try:
-            versions = call(lambda: [m.version for m in self.ws.models.list(name=name)], f"list model {name}")
+            versions = call(lambda: [m.version for m in self.ws.models.list(name=name,
+                                                                            list_view_type=ListViewType.ALL)],
+                            f"list model {name}")
         except FinetuneError as exc:
             if obs.is_not_found(exc.__cause__ or exc):
                 return "1"
@@ -514,19 +555,21 @@ class AzureMLBackend:
         if change.action is Action.READ:
             return self._wait_provisioned(lambda: self.ws.online_endpoints.get(d["name"]), ctx, f"endpoint "
                                           f"{d['name']}")
-        if change.action is Action.REPLACE:
-            self.destroy(resource.address, ctx.observed[resource.address], ctx)
         current = ctx.observed.get(resource.address)
+        if change.action is Action.REPLACE:
+            # Deleting the endpoint deletes its deployments; the plan re-creates them, then routes traffic.
+            self.destroy(resource.address, current, ctx)
+            current = None
         tags = {**(current.details.get("tags", {}) if current else {}), **self.tags(resource)}
         endpoint = ManagedOnlineEndpoint(name=d["name"], auth_mode=d["auth_mode"], description=d["description"],
                                          tags=tags)
-        if current is not None and current.exists:
+        if current is not None and current.exists:  # an update in place keeps the traffic it has
             endpoint.traffic = current.details.get("traffic") or {}
         poller = call(lambda: self.ws.online_endpoints.begin_create_or_update(endpoint), f"create endpoint "
                       f"{d['name']}")
         ctx.record("submitted", {"endpoint": d["name"]})
         created = self._wait_lro(poller, ctx, f"endpoint {d['name']}")
-        return {"name": d["name"], "scoring_uri": getattr(created, "scoring_uri", None)}
+        return {"name": d["name"], "auth_mode": d["auth_mode"], "scoring_uri": getattr(created, "scoring_uri", None)}
 
     def _apply_deployment(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         from azure.ai.ml.entities import ManagedOnlineDeployment, OnlineRequestSettings, ProbeSettings
@@ -548,6 +591,10 @@ class AzureMLBackend:
         if change.action is Action.READ:
             return self._wait_provisioned(lambda: self.ws.online_deployments.get(d["name"], endpoint_name=d[
                 "endpoint"]), ctx, f"deployment {d['endpoint']}/{d['name']}")
+        if change.action is Action.REPLACE:
+            current = obs.list_deployments(self.ws, d["endpoint"], self.spec.metadata.name).get(d["name"].lower())
+            if current is not None:  # a failed one is deleted first; inside a replaced endpoint it is gone already
+                self.destroy(resource.address, current, ctx)
         poller = call(lambda: self.ws.online_deployments.begin_create_or_update(deployment),
                       f"deploy {d['endpoint']}/{d['name']}")
         ctx.record("submitted", {"deployment": f"{d['endpoint']}/{d['name']}"})
@@ -559,7 +606,8 @@ class AzureMLBackend:
             raise FinetuneError(first.message, hint=(f"last log lines: {logs}; " if logs else "") +
                                 "check liveness_probe.initial_delay (large models load slowly) and the "
                                 "instance type") from exc
-        return {"name": d["name"], "model": f"{model_name}@{version}"}
+        return {"name": d["name"], "model": f"{model_name}@{version}", "sku": d["sku"],
+                "instance_count": d["instance_count"]}
 
     def _logs(self, d: dict[str, Any]) -> str:
         try:
@@ -572,13 +620,14 @@ class AzureMLBackend:
         name = resource.desired["endpoint"]
         endpoint = call(lambda: self.ws.online_endpoints.get(name), f"read endpoint {name}")
         endpoint.traffic = dict(resource.desired["traffic"])
+        endpoint.tags = {**(endpoint.tags or {}), obs.TRAFFIC_TAG: resource.fingerprint}
         poller = call(lambda: self.ws.online_endpoints.begin_create_or_update(endpoint), f"route traffic on {name}")
         self._wait_lro(poller, ctx, f"traffic {name}")
         return {"traffic": dict(resource.desired["traffic"])}
 
     def _apply_smoke_test(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         d = resource.desired
-        sample = self.data_files.get("sample") or self.data_files.get("test")
+        sample = ctx.data_files.get("sample") or ctx.data_files.get("test")
         answer = self.invoke(d["endpoint"], d["deployment"], sample, d["row"], d["seed"], d["parameters"])
         endpoint = call(lambda: self.ws.online_endpoints.get(d["endpoint"]), f"read endpoint {d['endpoint']}")
         endpoint.tags = {**(endpoint.tags or {}), obs.SMOKE_TAG: resource.fingerprint}
@@ -616,30 +665,51 @@ class AzureMLBackend:
 
     # ---- destroy --------------------------------------------------------------------------------------------------
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
-        kind, _, rest = address.partition(".")
+        kind = address.partition(".")[0]
+        name = observed.properties["name"]
         if kind in ("deployment", "retire"):
-            name, endpoint = observed.properties["name"], observed.properties["endpoint"]
+            endpoint = observed.properties["endpoint"]
             poller = call(lambda: self.ws.online_deployments.begin_delete(name=name, endpoint_name=endpoint),
                           f"delete deployment {endpoint}/{name}")
             ctx.record("deleting", {"deployment": f"{endpoint}/{name}"})
             self._wait_lro(poller, ctx, f"delete deployment {name}")
-            return
-        resource = ctx.graph.resources[address]
-        if kind == "endpoint":
-            poller = call(lambda: self.ws.online_endpoints.begin_delete(name=resource.name),
-                          f"delete endpoint {resource.name}")
-            ctx.record("deleting", {"endpoint": resource.name})
-            self._wait_lro(poller, ctx, f"delete endpoint {resource.name}")
+        elif kind == "endpoint":
+            poller = call(lambda: self.ws.online_endpoints.begin_delete(name=name), f"delete endpoint {name}")
+            ctx.record("deleting", {"endpoint": name})
+            self._wait_lro(poller, ctx, f"delete endpoint {name}")
         elif kind == "compute":
-            poller = call(lambda: self.ws.compute.begin_delete(resource.name), f"delete compute {resource.name}")
-            ctx.record("deleting", {"compute": resource.name})
-            self._wait_lro(poller, ctx, f"delete compute {resource.name}")
+            poller = call(lambda: self.ws.compute.begin_delete(name), f"delete compute {name}")
+            ctx.record("deleting", {"compute": name})
+            self._wait_lro(poller, ctx, f"delete compute {name}")
         elif kind == "model":
             version = observed.properties["version"]
-            call(lambda: self.ws.models.archive(name=resource.name, version=version),
-                 f"archive model {resource.name}:{version}")
+            call(lambda: self.ws.models.archive(name=name, version=version), f"archive model {name}:{version}")
         elif kind == "data":
             version = observed.properties["version"]
-            call(lambda: self.ws.data.archive(name=resource.name, version=version),
-                 f"archive data {resource.name}:{version}")
+            call(lambda: self.ws.data.archive(name=name, version=version), f"archive data {name}:{version}")
 
+    def owned(self, graph: Graph) -> dict[str, Observed]:
+        """What this spec owns, by names and tags alone (concurrent reads): the endpoint, the model's and the data
+        assets' active versions tagged with this spec, and the compute if finetune created it."""
+        spec_name = self.spec.metadata.name
+        reads: dict[str, Future] = {}
+        for resource in graph.resources.values():
+            if resource.kind == "endpoint" and is_known(resource.name):
+                reads[resource.address] = self._pool.submit(obs.observe_endpoint, self.ws, resource, spec_name)
+            elif resource.kind == "compute":
+                reads[resource.address] = self._pool.submit(obs.observe_compute, self.ws, resource, spec_name)
+            elif resource.kind == "model":
+                reads[resource.address] = self._pool.submit(obs.list_model_versions, self.ws, resource.name)
+            elif resource.kind == "data" and resource.desired.get("type") != "local file":
+                reads[resource.address] = self._pool.submit(obs.list_active_versions, self.ws.data, resource.name)
+        found: dict[str, Observed] = {}
+        for address, future in reads.items():
+            result = future.result()
+            if isinstance(result, list):  # asset versions
+                for asset in result:
+                    props = {"name": asset.name, "version": str(asset.version)}
+                    found[f"{address}@{asset.version}"] = Observed(True, props,
+                                                                   managed=obs.managed_by(asset.tags, spec_name))
+            elif result is not None:
+                found[address] = result
+        return found

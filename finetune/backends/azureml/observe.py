@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from finetune.backends.azureml.errors import call, is_not_found
@@ -10,6 +11,9 @@ from finetune.graph import FORMAT_TAGS, Resource
 from finetune.plan.model import Observed
 
 SMOKE_TAG = "finetune.smoke_test"
+TRAFFIC_TAG = "finetune.traffic"  # the traffic resource's fingerprint, written with the traffic (drift detection)
+ATTEMPT_TAG = "finetune.attempt"
+JOB_DONE = {"Completed", "Failed", "Canceled", "NotResponding"}
 
 
 def _get_or_none(fn, what: str, default=None):
@@ -39,24 +43,85 @@ def observe_compute(ws, resource: Resource, spec_name: str) -> Observed | None:
     props = {"name": compute.name, "size": compute.size, "tier": tier_name(getattr(compute, "tier", None)),
              "min_instances": compute.min_instances, "max_instances": compute.max_instances,
              "idle_time_before_scale_down": compute.idle_time_before_scale_down}
-    return Observed(True, props, status=compute.provisioning_state, managed=managed_by(compute.tags, spec_name))
+    return Observed(True, props, status=compute.provisioning_state, managed=managed_by(compute.tags, spec_name),
+                    fingerprint=fingerprint_tag(compute.tags))
+
+
+def fingerprint_tag(tags: dict[str, Any] | None) -> str | None:
+    return (tags or {}).get(FORMAT_TAGS["fingerprint"])
+
+
+def list_active_versions(operations, name: str) -> list[Any]:
+    """Versions of a data asset or model that are not archived (the service lists active ones by default)."""
+    return _get_or_none(lambda: list(operations.list(name=name)), f"list versions of {name}", default=[])
 
 
 def observe_data(ws, resource: Resource, spec_name: str) -> Observed | None:
+    """The data version named by the content hash. An archived one (after `destroy --all`) is reported as such:
+    apply restores it instead of uploading it again."""
     version = resource.desired["version"]
-    data = _get_or_none(lambda: ws.data.get(resource.name, version=version), f"read data {resource.name}:{version}")
+    active = {str(d.version): d for d in list_active_versions(ws.data, resource.name)}
+    data = active.get(str(version))
+    status = None
     if data is None:
-        return None
+        data = _get_or_none(lambda: ws.data.get(resource.name, version=version),
+                            f"read data {resource.name}:{version}")
+        if data is None:
+            return None
+        status = "Archived"
     tags = data.tags or {}
     props = {"name": data.name, "version": data.version, "sha256": tags.get("finetune.sha256", resource.desired[
         "sha256"]), "type": "uri_file"}
-    return Observed(True, props, managed=managed_by(tags, spec_name), details={"path": data.path})
+    return Observed(True, props, status=status, managed=managed_by(tags, spec_name), details={"path": data.path},
+                    fingerprint=fingerprint_tag(tags))
 
 
-def observe_job(ws, resource: Resource, spec_name: str) -> Observed | None:
-    name = resource.desired["name"]
-    job = _get_or_none(lambda: ws.jobs.get(name), f"read job {name}")
-    return None if job is None else job_observed(job, spec_name)
+def read_job(ws, name: str) -> Any:
+    return _get_or_none(lambda: ws.jobs.get(name), f"read job {name}")
+
+
+def attempt_of(job, base_name: str) -> int | None:
+    """Which attempt of its fingerprint a job is: its tag, else its name (`<base>` is 1, `<base>-a<N>` is N).
+    None for jobs named otherwise (retries of older finetune versions, named by a timestamp)."""
+    tagged = (job.tags or {}).get(ATTEMPT_TAG)
+    if tagged and str(tagged).isdigit():
+        return int(tagged)
+    if job.name.lower() == base_name.lower():
+        return 1
+    match = re.fullmatch(re.escape(base_name.lower()) + r"-a(\d+)", job.name.lower())
+    return int(match.group(1)) if match else None
+
+
+def job_status(job) -> str:
+    return str(getattr(job.status, "value", job.status))
+
+
+def observe_attempts(jobs: dict[str, Any], resource: Resource, spec_name: str, base_name: str) -> Observed | None:
+    """The training job of this fingerprint, found by its tag among the spec's jobs (never by a guessed name).
+
+    A completed attempt is adopted; else a running one is re-attached to; else, after failed attempts, the next
+    attempt (which does not exist yet) is named by `attempt`. No job of this fingerprint: the spec's newest run
+    is the baseline a new one is explained against."""
+    fingerprint = resource.fingerprint
+    attempts = [j for j in jobs.values() if fingerprint_tag(j.tags) == fingerprint]
+    if not attempts:
+        return previous_run(jobs)
+    attempts.sort(key=lambda j: (attempt_of(j, base_name) or 0, created_at(j)))
+    for wanted in ({"Completed"}, None):
+        for job in attempts:
+            status = job_status(job)
+            if (status in wanted) if wanted else status not in JOB_DONE:
+                observed = job_observed(job, spec_name)
+                attempt = attempt_of(job, base_name)
+                return Observed(True, observed.properties, status=status, managed=observed.managed,
+                                details={**observed.details, **({"attempt": attempt} if attempt else {})})
+    failed = [{"name": j.name, "status": job_status(j)} for j in attempts]
+    next_attempt = max([attempt_of(j, base_name) or 0 for j in attempts] + [len(attempts)]) + 1
+    return Observed(False, details={"failed_attempts": failed, "attempt": next_attempt})
+
+
+def created_at(job) -> str:
+    return str(getattr(job, "creation_context", None) and job.creation_context.created_at)
 
 
 def list_spec_jobs(ws, spec_name: str) -> dict[str, Any]:
@@ -74,7 +139,7 @@ def previous_run(jobs: dict[str, Any]) -> Observed | None:
     recorded = [j for j in jobs.values() if INPUTS_PROPERTY in (j.properties or {})]
     if not recorded:
         return None
-    latest = max(recorded, key=lambda j: str(getattr(j, "creation_context", None) and j.creation_context.created_at))
+    latest = max(recorded, key=created_at)
     try:
         inputs = json.loads(latest.properties[INPUTS_PROPERTY])
     except ValueError:
@@ -83,7 +148,7 @@ def previous_run(jobs: dict[str, Any]) -> Observed | None:
 
 
 def job_observed(job, spec_name: str) -> Observed:
-    status = str(getattr(job.status, "value", job.status))
+    status = job_status(job)
     return Observed(True, {"name": job.name}, status=status, managed=managed_by(job.tags, spec_name),
                     details={"name": job.name, "studio_url": getattr(job, "studio_url", None),
                              "metrics": job_metrics(job)})
@@ -102,20 +167,36 @@ def job_metrics(job) -> dict[str, float]:
 
 
 def list_model_versions(ws, name: str) -> list[Any]:
-    return _get_or_none(lambda: list(ws.models.list(name=name)), f"list model {name}", default=[])
+    """The model's active (not archived) versions."""
+    return list_active_versions(ws.models, name)
+
+
+def version_key(version: Any) -> tuple[int, str]:
+    text = str(version)
+    return (int(text), text) if text.isdigit() else (1 << 62, text)
+
+
+def registered_from(versions: list[Any], fingerprint: str) -> list[Any]:
+    """Active versions registered from a training run with this fingerprint, oldest first."""
+    found = [m for m in versions if fingerprint_tag(m.tags) == fingerprint]
+    return sorted(found, key=lambda m: version_key(m.version))
 
 
 def observe_model(ws, resource: Resource, spec_name: str, versions: list[Any] | None = None) -> Observed | None:
-    """The model version registered from this resource's training run (matched by the fingerprint tag)."""
+    """The model version registered from this resource's training run (matched by the fingerprint tag; the oldest
+    if a race ever registered two)."""
     if resource.fingerprint == "(known after apply)":
         return None
-    for model in list_model_versions(ws, resource.name) if versions is None else versions:
-        tags = model.tags or {}
-        if tags.get(FORMAT_TAGS["fingerprint"]) == resource.fingerprint:
-            props = {"name": model.name, "version": model.version, "description": model.description,
-                     "job": tags.get("finetune.job"), "type": "mlflow_model"}
-            return Observed(True, props, managed=managed_by(tags, spec_name), details={"id": model.id})
-    return None
+    found = registered_from(list_model_versions(ws, resource.name) if versions is None else versions,
+                            resource.fingerprint)
+    if not found:
+        return None
+    model = found[0]
+    tags = model.tags or {}
+    props = {"name": model.name, "version": model.version, "description": model.description,
+             "job": tags.get("finetune.job"), "type": "mlflow_model"}
+    return Observed(True, props, managed=managed_by(tags, spec_name), details={"id": model.id},
+                    fingerprint=fingerprint_tag(tags))
 
 
 def observe_endpoint(ws, resource: Resource, spec_name: str) -> Observed | None:
@@ -124,6 +205,7 @@ def observe_endpoint(ws, resource: Resource, spec_name: str) -> Observed | None:
         return None
     props = {"name": endpoint.name, "auth_mode": endpoint.auth_mode, "description": endpoint.description}
     return Observed(True, props, status=endpoint.provisioning_state, managed=managed_by(endpoint.tags, spec_name),
+                    fingerprint=fingerprint_tag(endpoint.tags),
                     details={"scoring_uri": endpoint.scoring_uri, "traffic": dict(endpoint.traffic or {}),
                              "tags": dict(endpoint.tags or {})})
 
@@ -155,7 +237,8 @@ def deployment_observed(deployment, endpoint: str, spec_name: str) -> Observed:
     }
     tags = deployment.tags or {}
     return Observed(True, {k: v for k, v in props.items() if v is not None}, status=deployment.provisioning_state,
-                    managed=managed_by(tags, spec_name), details={"address": tags.get(FORMAT_TAGS["address"])})
+                    managed=managed_by(tags, spec_name), fingerprint=fingerprint_tag(tags),
+                    details={"address": tags.get(FORMAT_TAGS["address"])})
 
 
 def list_deployments(ws, endpoint: str, spec_name: str) -> dict[str, Observed]:
@@ -169,7 +252,8 @@ def observe_traffic(endpoint: Observed | None, resource: Resource) -> Observed |
     if endpoint is None or not endpoint.exists:
         return None
     traffic = {k: v for k, v in endpoint.details.get("traffic", {}).items() if v}
-    return Observed(True, {"endpoint": resource.desired["endpoint"], "traffic": traffic})
+    return Observed(True, {"endpoint": resource.desired["endpoint"], "traffic": traffic},
+                    fingerprint=endpoint.details.get("tags", {}).get(TRAFFIC_TAG))
 
 
 def observe_smoke_test(endpoint: Observed | None, resource: Resource) -> Observed | None:

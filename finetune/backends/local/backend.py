@@ -25,18 +25,24 @@ JOB_STATES = {"NotStarted": None, "Running": "Running", "Completed": "Completed"
 
 
 class LocalBackend:
-    def __init__(self, loaded: LoadedSpec, data_files: dict[str, str] | None = None) -> None:
+    def __init__(self, loaded: LoadedSpec) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
         self.root = state_dir(loaded)
-        self.data_files = dict(data_files or {})
         self.target_identity = f"local:{self.root}"
+        self.workspace_identity = None
         settings = self.spec.target.local
         self.tracking_uri = settings.tracking_uri or f"sqlite:///{self.root / 'mlflow.db'}"
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
     def close(self) -> None:
         pass
+
+    def target_info(self) -> dict[str, Any]:
+        return {"kind": "local", "mode": "online", "identity": self.target_identity}
+
+    def prefetch(self, graph: Graph) -> None:
+        """Local reads are file reads: nothing to start early."""
 
     # ---- paths ----------------------------------------------------------------------------------------------------
     def job_dir(self, job_name: str) -> Path:
@@ -62,14 +68,14 @@ class LocalBackend:
     def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
         return facts, []
 
-    def observe(self, graph: Graph) -> dict[str, Observed | None]:
+    def observe(self, graph: Graph, data_files: dict[str, str]) -> dict[str, Observed | None]:
         from finetune.backends.local import registry, server, trainjob
 
         observed: dict[str, Observed | None] = {}
         for address, resource in graph.resources.items():
             d = resource.desired
             if resource.kind == "data":
-                known = d["sha256"] != UNKNOWN and address.split(".", 1)[1] in self.data_files
+                known = d["sha256"] != UNKNOWN and address.split(".", 1)[1] in data_files
                 observed[address] = Observed(True, dict(d)) if known else None
             elif resource.kind == "job":
                 if d["name"] == UNKNOWN:
@@ -158,11 +164,11 @@ class LocalBackend:
 
     def _apply_data(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         role = resource.address.split(".", 1)[1]
-        if role not in self.data_files:
+        if role not in ctx.data_files:
             raise FinetuneError(f"prepared {role} data is missing", hint="run `finetune data prepare SPEC`")
-        return {"path": self.data_files[role]}
+        return {"path": ctx.data_files[role]}
 
-    def _train_config(self, resource: Resource):
+    def _train_config(self, resource: Resource, data_files: dict[str, str]):
         from finetune.backends.local.config import DEFAULT_PARAMETERS, LocalTrainConfig, MlflowSettings, ModelSource
 
         model = self.spec.model
@@ -181,15 +187,15 @@ class LocalBackend:
                                 run_name=resource.desired["name"],
                                 tags={FORMAT_TAGS["spec"]: self.spec.metadata.name,
                                       FORMAT_TAGS["fingerprint"]: resource.fingerprint})
-        return LocalTrainConfig(model=source, train_file=self.data_files["train"],
-                                validation_file=self.data_files.get("validation") or self.data_files.get("test"),
+        return LocalTrainConfig(model=source, train_file=data_files["train"],
+                                validation_file=data_files.get("validation") or data_files.get("test"),
                                 output_dir=str(self.job_dir(resource.desired["name"])), parameters=params,
                                 mlflow=mlflow)
 
     def _apply_job(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         from finetune.backends.local import trainjob
 
-        config = self._train_config(resource)
+        config = self._train_config(resource, ctx.data_files)
         self._write(Path(config.output_dir) / INPUTS_FILE, training_inputs(resource.desired))
         ctx.record("launching", {"job": resource.desired["name"], "dir": config.output_dir})
         try:
@@ -267,8 +273,8 @@ class LocalBackend:
 
     def _apply_smoke_test(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         d = resource.desired
-        answer = self.invoke(d["endpoint"], d["deployment"], self.data_files.get("sample") or
-                             self.data_files.get("test"), d["row"], d["seed"], d["parameters"])
+        answer = self.invoke(d["endpoint"], d["deployment"], ctx.data_files.get("sample") or
+                             ctx.data_files.get("test"), d["row"], d["seed"], d["parameters"])
         path = self.endpoint_file(d["endpoint"])
         record = self._read(path) or {}
         record["smoke_test"] = resource.fingerprint
@@ -300,33 +306,46 @@ class LocalBackend:
         return parse_response(raw)
 
     # ---- destroy / status -----------------------------------------------------------------------------------------
+    def owned(self, graph: Graph) -> dict[str, Observed]:
+        """What this spec holds in its state folder: the endpoint record, model versions tagged with the spec, the
+        prepared data (the spec's data cache)."""
+        from finetune.backends.local import registry
+        from finetune.dataprep import data_cache_dir
+
+        found: dict[str, Observed] = {}
+        for resource in graph.resources.values():
+            if resource.kind == "endpoint" and self.endpoint_file(resource.name).exists():
+                found[resource.address] = Observed(True, {"name": resource.name})
+            elif resource.kind == "model" and (self.root / "mlflow.db").exists():
+                for version in registry.list_model_versions(self.tracking_uri, resource.name):
+                    if version.tags.get(FORMAT_TAGS["spec"]) == self.spec.metadata.name:
+                        found[f"{resource.address}@{version.version}"] = Observed(
+                            True, {"name": resource.name, "version": str(version.version)})
+        cache = data_cache_dir(self.loaded)
+        if cache.is_dir() and any(cache.iterdir()):
+            found["data.prepared"] = Observed(True, {"name": "prepared data", "path": str(cache)})
+        return found
+
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
         from finetune.backends.local import registry, server
 
-        if address.startswith("retire."):
+        kind = address.partition(".")[0]
+        if kind in ("retire", "deployment"):
             state = self.server_file(observed.properties["endpoint"], observed.properties["name"])
             server.stop_server(state)
             state.unlink(missing_ok=True)
-            return
-        resource = ctx.graph.resources[address]
-        if resource.kind == "endpoint":
-            for deployment in (self.spec.endpoint.deployments if self.spec.endpoint else []):
-                state = self.server_file(resource.name, deployment.name)
+        elif kind == "endpoint":
+            name = observed.properties["name"]
+            for state in (self.root / "servers").glob(f"{name}--*.json"):  # every server of the endpoint
                 server.stop_server(state)
                 state.unlink(missing_ok=True)
-            self.endpoint_file(resource.name).unlink(missing_ok=True)
-        elif resource.kind == "deployment":
-            state = self.server_file(resource.desired["endpoint"], resource.name)
-            server.stop_server(state)
-            state.unlink(missing_ok=True)
-        elif resource.kind == "model":
-            registry.delete_model_versions(self.tracking_uri, resource.name,
-                                           tags={FORMAT_TAGS["spec"]: self.spec.metadata.name})
-        elif resource.kind == "data":
-            # the prepared files live in a cache entry; removing it frees the disk, the next plan prepares again
-            path = self.data_files.get(resource.address.split(".", 1)[1])
-            if path:
-                shutil.rmtree(Path(path).parent, ignore_errors=True)
+            self.endpoint_file(name).unlink(missing_ok=True)
+        elif kind == "model":
+            registry.delete_model_versions(self.tracking_uri, observed.properties["name"],
+                                           versions=[str(observed.properties["version"])])
+        elif kind == "data":
+            # the prepared files live in the spec's data cache; the next plan prepares them again
+            shutil.rmtree(observed.properties["path"], ignore_errors=True)
 
     def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
         """Where the results of an apply live, for the closing summary."""
@@ -343,18 +362,18 @@ class LocalBackend:
                 lines.append(f"endpoint: {out['url']}/score (`finetune invoke` sends the smoke-test request)")
         return lines
 
-    def status_extra(self, planned) -> dict[str, Any]:
+    def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
         """The loss curve of the training run: a PNG file and a terminal rendering."""
         from finetune.backends.local import lossplot, registry, server
 
         extra: dict[str, Any] = {}
-        for resource in planned.graph.resources.values():
+        for resource in graph.resources.values():
             if resource.kind == "deployment":
                 status = server.server_status(self.server_file(resource.desired["endpoint"], resource.name))
                 if status.state == "dead":
                     extra.setdefault("warnings", []).append(
                         f"{resource.address}: the local server died ({status.detail}); `finetune apply` restarts it")
-        job = planned.observed.get("job.finetune")
+        job = observed.get("job.finetune")
         run_id = job.details.get("run_id") if job else None
         if run_id:
             series = lossplot.loss_series(registry.get_run_metrics(self.tracking_uri, run_id))
