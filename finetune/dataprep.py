@@ -72,7 +72,7 @@ def prepare_data(loaded: LoadedSpec, progress=None) -> PrepareResult:
 def cached_data(loaded: LoadedSpec) -> PrepareResult | None:
     """The prepared data from the cache, without preparing, reading the source's rows or using the network; None
     when it is not there (or the source is gone, so its cache entry cannot be told)."""
-    from finetune.data import load_cached
+    from finetune.data.cache import load as load_cached
 
     try:
         probe = probe_data(loaded)

@@ -3,7 +3,6 @@
 Importing this package is cheap: datasets/pyarrow/huggingface_hub are imported only when data is read.
 """
 
-from finetune.data.cache import load as load_cached
 from finetune.data.errors import DataError, InvalidRowsError, SourceUnavailableError
 from finetune.data.prepare import cache_key, prepare, probe
 from finetune.data.request import ROLES, HubSource, LocalSource, PrepareRequest
@@ -25,7 +24,6 @@ __all__ = [
     "RoleResult",
     "SourceUnavailableError",
     "cache_key",
-    "load_cached",
     "prepare",
     "probe",
     "render_summary",

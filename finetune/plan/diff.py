@@ -24,6 +24,8 @@ FAILED = {"failed", "canceled"}
 JOB_FAILED = {"Failed", "Canceled", "NotResponding"}
 # Fields not compared: bookkeeping that the target may report differently.
 IGNORED_FIELDS = {"data": {"file", "source"}, "job": set(), "model": {"job", "path"}}
+# What the smoke test exercises: a change to any of these re-runs it (compute and data matter only through the job).
+SERVING = {"job", "model", "endpoint", "deployment", "traffic"}
 # Kinds that live inside an endpoint: replacing the endpoint re-creates them.
 INSIDE_ENDPOINT = {"deployment", "traffic", "smoke_test"}
 
@@ -37,6 +39,8 @@ def diff(graph: Graph, observed: dict[str, Observed | None] | None,
         resource = graph.resources[address]
         current = None if observed is None else observed.get(address)
         upstream = [changes[d] for d in resource.depends_on if d in changes]
+        if resource.kind == "smoke_test":  # it tests what serves the model, not only its direct dependencies
+            upstream = [changes[a] for a in _ancestors(graph, address) if a in changes and changes[a].kind in SERVING]
         if observed is None:
             change = _change(resource, Action.CREATE, "offline plan: the target was not read")
         else:
@@ -46,6 +50,17 @@ def diff(graph: Graph, observed: dict[str, Observed | None] | None,
         changes[address] = change
     changes.update(_retirements(graph, observed, changes))
     return list(changes.values())
+
+
+def _ancestors(graph: Graph, address: str) -> list[str]:
+    found: list[str] = []
+    frontier = list(graph.resources[address].depends_on)
+    while frontier:
+        current = frontier.pop()
+        if current in graph.resources and current not in found:
+            found.append(current)
+            frontier.extend(graph.resources[current].depends_on)
+    return sorted(found, key=list(graph.resources).index)
 
 
 def _change(resource: Resource, action: Action, *reasons: str, before: dict[str, Any] | None = None) -> Change:
@@ -89,6 +104,9 @@ def _change_for(resource: Resource, current: Observed | None, upstream: list[Cha
     before = current.properties
     if not current.managed and kind == "compute":
         return _change(resource, Action.NOOP, "exists and was not created by finetune: used as it is, never "
+                                              "modified or deleted", before=before)
+    if not current.managed and kind == "endpoint":
+        return _change(resource, Action.NOOP, "the name is taken by an endpoint this spec did not create: never "
                                               "modified or deleted", before=before)
     if not current.managed and kind == "data":
         return _change(resource, Action.NOOP, "this content is already registered (not by this spec): used as it "

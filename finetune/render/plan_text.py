@@ -64,7 +64,7 @@ def _change_lines(change: dict[str, Any]) -> list[Line]:
         if key in HIDDEN_KEYS or value is None:
             continue
         old = before.get(key)
-        if change["action"] in ("update", "replace") and key in before and _text(old) != _text(value):
+        if change["action"] in ("update", "replace") and key in before and _same(old) != _same(value):
             lines.append((f"      ~ {key}: {_text(old)} -> {_text(value)}", style))
         else:
             lines.append((f"        {key}: {_text(value)}", None))
@@ -72,6 +72,13 @@ def _change_lines(change: dict[str, Any]) -> list[Line]:
         lines.append((f"      ! blocked: {block}", "red"))
     lines.append(("", None))
     return lines
+
+
+def _same(value: Any) -> Any:
+    """A value as compared (mapping order and unset entries do not make a difference)."""
+    if isinstance(value, dict):
+        return {k: _same(v) for k, v in sorted(value.items()) if v is not None}
+    return value
 
 
 def _text(value: Any) -> str:
