@@ -253,54 +253,55 @@ class AzureMLBackend:
 
     # ---- preflight ------------------------------------------------------------------------------------------------
     def preflight(self, graph: Graph, observed: dict[str, Observed | None]) -> list[Diagnostic]:
-        spec, found = self.spec, Diagnostics()
-        compute = spec.compute
+        """Checks of the graph's desired state against what the workspace and registry said (sizes, allow lists,
+        quota, names, component inputs)."""
+        found = Diagnostics()
         job = graph.resources["job.finetune"]
-        if compute is not None:
-            address = f"compute.{compute.name}"
-            size = self.sizes.get(compute.sku.lower())
-            if size is None:
-                found.error(f"{compute.sku} is not offered in this workspace's region", address=address,
-                            hint="pick a size that `az ml compute list-sizes` shows, or use a workspace in "
-                            "another region")
-            elif not size.gpus:
-                found.error(f"{compute.sku} has no GPUs in this region", address=address,
-                            hint="use a GPU size such as Standard_NC24ads_A100_v4")
-            allow = self.model.finetune_skus if self.model else None
-            if allow is not None and compute.sku.lower() not in {s.lower() for s in allow}:
-                found.error(f"{compute.sku} is not in {spec.model.name} v{self.model.version}'s fine-tune allow "
-                            "list", address="job.finetune", hint=f"use one of: {', '.join(allow)}")
-            elif allow is None:
-                found.warning(f"{spec.model.name} v{self.model.version} publishes no fine-tune allow list; "
-                              "checked against the offline catalog only", address="job.finetune")
-            current = observed.get(address)
-            if current is None or not current.exists:
-                self._quota(compute.sku, compute.max_instances, 1.0, address, found)
-        allow = self.model.inference_skus if self.model else None
-        for deployment in (spec.endpoint.deployments if spec.endpoint else []):
-            address = f"deployment.{spec.endpoint.name}/{deployment.name}"
-            if allow is not None and (deployment.sku or "").lower() not in {s.lower() for s in allow}:
-                found.error(f"{deployment.sku} is not in {spec.model.name} v{self.model.version}'s inference "
-                            "allow list", address=address, hint=f"use one of: {', '.join(allow)}")
-            sku = catalog.find_sku(deployment.sku or "")
-            reserve = 1.0 if sku and sku.skip_reservation else RESERVE
-            current = observed.get(address)
-            if current is None or not current.exists:
-                self._quota(deployment.sku or "", deployment.instance_count, reserve, address, found)
-        if spec.endpoint is not None:
-            address = f"endpoint.{spec.endpoint.name}"
-            current = observed.get(address)
-            if current is not None and current.exists and not current.managed:
-                found.error(f"endpoint name {graph.resources[address].name} is taken by an endpoint this spec does "
-                            "not manage", address=address, hint="set endpoint.unique_suffix: true or choose "
-                            "another name")
-        if self.component is not None:
-            inputs = set(self.component.inputs or {})
-            for name in spec.finetune.parameters:
-                if inputs and name not in inputs:
-                    found.error(f"parameter '{name}' is not an input of {spec.finetune.component.name} "
-                                f"{self.component.version}", address=job.address, hint="remove it")
+        model = obs.model_ref(str(job.desired["model"])) or str(job.desired["model"])
+        for resource in graph.resources.values():
+            current = observed.get(resource.address)
+            absent = current is None or not current.exists
+            if resource.kind == "compute":
+                self._preflight_compute(resource, model, absent, found)
+            elif resource.kind == "deployment":
+                sku_name = str(resource.desired["sku"] or "")
+                allow = self.model.inference_skus if self.model else None
+                if allow is not None and sku_name.lower() not in {s.lower() for s in allow}:
+                    found.error(f"{sku_name} is not in {model}'s inference allow list", address=resource.address,
+                                hint=f"use one of: {', '.join(allow)}")
+                sku = catalog.find_sku(sku_name)
+                if absent:
+                    self._quota(sku_name, int(resource.desired["instance_count"]),
+                                1.0 if sku and sku.skip_reservation else RESERVE, resource.address, found)
+            elif resource.kind == "endpoint" and not absent and not current.managed:
+                found.error(f"endpoint name {resource.name} is taken by an endpoint this spec does not manage",
+                            address=resource.address, hint="set endpoint.unique_suffix: true or choose another name")
+        inputs = set(self.component.inputs or {}) if self.component is not None else set()
+        for name in job.desired["parameters"]:
+            if inputs and name not in inputs:
+                found.error(f"parameter '{name}' is not an input of {job.desired['component']}",
+                            address=job.address, hint="remove it")
         return found.items
+
+    def _preflight_compute(self, resource: Resource, model: str, absent: bool, found: Diagnostics) -> None:
+        d = resource.desired
+        size = self.sizes.get(str(d["size"]).lower())
+        if size is None:
+            found.error(f"{d['size']} is not offered in this workspace's region", address=resource.address,
+                        hint="pick a size that `az ml compute list-sizes` shows, or use a workspace in another "
+                        "region")
+        elif not size.gpus:
+            found.error(f"{d['size']} has no GPUs in this region", address=resource.address,
+                        hint="use a GPU size such as Standard_NC24ads_A100_v4")
+        allow = self.model.finetune_skus if self.model else None
+        if allow is not None and str(d["size"]).lower() not in {s.lower() for s in allow}:
+            found.error(f"{d['size']} is not in {model}'s fine-tune allow list", address="job.finetune",
+                        hint=f"use one of: {', '.join(allow)}")
+        elif allow is None:
+            found.warning(f"{model} publishes no fine-tune allow list; checked against the offline catalog only",
+                          address="job.finetune")
+        if absent:
+            self._quota(str(d["size"]), int(d["max_instances"]), 1.0, resource.address, found)
 
     def _quota(self, sku_name: str, count: int, reserve: float, address: str, found: Diagnostics) -> None:
         size = self.sizes.get(sku_name.lower())
