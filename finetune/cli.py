@@ -64,10 +64,10 @@ def _variables(var: tuple[str, ...] | list[str] | None, var_file: Path | None) -
     return values
 
 
-def _load(spec: Path, var: tuple[str, ...] | None, var_file: Path | None):
+def _load(spec: Path, var: tuple[str, ...] | None, var_file: Path | None, *, needs_data: bool = True):
     from finetune.spec.load import load_spec
 
-    return load_spec(spec, variables=_variables(var, var_file))
+    return load_spec(spec, variables=_variables(var, var_file), needs_data=needs_data)
 
 
 def _report_error(exc: FinetuneError, as_json: bool) -> None:
@@ -269,7 +269,7 @@ def destroy(spec: Path, include_all: bool, auto_approve: bool, json_out: bool, e
     from finetune.session import lock_for, open_backend
     from finetune.workflow import destroy_changes, run_destroy
 
-    loaded = _load(spec, var, var_file)
+    loaded = _load(spec, var, var_file, needs_data=False)
     log = (lambda _m: None) if json_out else _say_stderr
     with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend, "destroy"):
         log("reading what this spec owns on the target")
@@ -307,7 +307,7 @@ def status(spec: Path, json_out: bool, emulate: bool, var: tuple[str, ...], var_
     from finetune.session import open_backend
     from finetune.workflow import plan_against_target, status_report
 
-    loaded = _load(spec, var, var_file)
+    loaded = _load(spec, var, var_file, needs_data=False)
     with open_backend(loaded, emulate=emulate) as backend:
         planned = plan_against_target(loaded, backend, (lambda _m: None) if json_out else _say_stderr, prepare=False)
         report = status_report(planned, backend)
@@ -331,7 +331,7 @@ def invoke(spec: Path, message: str | None, deployment: str | None, json_out: bo
     from finetune.session import open_backend
     from finetune.workflow import invoke_endpoint
 
-    loaded = _load(spec, var, var_file)
+    loaded = _load(spec, var, var_file, needs_data=False)
     with open_backend(loaded, emulate=emulate) as backend:
         answer = invoke_endpoint(loaded, backend, message, deployment)
     if json_out:
@@ -349,7 +349,7 @@ def force_unlock(spec: Path, emulate: bool, var: tuple[str, ...], var_file: Path
     from finetune.console import say
     from finetune.session import lock_for, open_backend
 
-    loaded = _load(spec, var, var_file)
+    loaded = _load(spec, var, var_file, needs_data=False)
     with open_backend(loaded, emulate=emulate) as backend:
         lock = lock_for(loaded, backend)
     holder = lock.read()

@@ -22,7 +22,8 @@ FORMAT_TAGS = {"spec": "finetune.spec", "address": "finetune.address", "fingerpr
 
 
 def is_known(value: Any) -> bool:
-    if value == UNKNOWN:
+    """False for UNKNOWN, for a text built from it (`model@(known after apply)`), and for containers holding one."""
+    if isinstance(value, str) and UNKNOWN in value:
         return False
     if isinstance(value, dict):
         return all(is_known(v) for v in value.values())

@@ -13,7 +13,7 @@ from finetune.apply import ApplyResult, Progress, run_changes
 from finetune.backends.base import Backend, registered_model
 from finetune.dataprep import cached_data, prepare_data, probe_data
 from finetune.errors import FinetuneError
-from finetune.graph import Graph, ResolvedFacts, build_graph, resolved_endpoint_name
+from finetune.graph import Graph, ResolvedFacts, build_graph, is_known, resolved_endpoint_name
 from finetune.plan.model import Action, Change, Observed, Plan
 from finetune.plan.planner import facts_from_observed, make_plan, offline_facts
 from finetune.session import journal_for, offline_target, offline_workspace_identity
@@ -156,7 +156,7 @@ def status_report(planned: Planned, backend: Backend) -> dict[str, Any]:
         elif current is not None and current.details.get("previous"):
             entry["latest_run"] = current.details["previous"]
         change = next((c for c in planned.plan.changes if c.address == address), None)
-        if change is not None:
+        if change is not None and is_known(resource.desired):  # unknown inputs (no data here): cannot be told
             entry["in_sync"] = not change.action.is_change  # unchanged, or in progress (a running job)
         resources.append(entry)
     report = {"spec": planned.plan.spec_name, "target": planned.plan.target, "resources": resources,

@@ -13,11 +13,13 @@ def render_status(report: dict[str, Any]) -> list[Line]:
                           "bold"), ("", None)]
     for entry in report["resources"]:
         if not entry["exists"]:
-            lines.append((f"  - {entry['address']}: absent", "dim"))
+            latest = f" (latest run: {entry['latest_run']})" if entry.get("latest_run") else ""
+            lines.append((f"  - {entry['address']}: absent{latest}", "dim"))
             continue
         state = f" [{entry['status']}]" if entry.get("status") else ""
-        sync = "" if entry.get("in_sync", True) else "  (differs from the spec: run plan)"
-        lines.append((f"  * {entry['address']}{state}{sync}", "green" if entry.get("in_sync", True) else "yellow"))
+        differs = entry.get("in_sync") is False
+        sync = "  (differs from the spec: run plan)" if differs else ""
+        lines.append((f"  * {entry['address']}{state}{sync}", "yellow" if differs else "green"))
         details = entry.get("details") or {}
         if (entry.get("properties") or {}).get("version") and entry["address"].startswith("model."):
             lines.append((f"      version: {entry['properties']['version']}", None))
@@ -28,6 +30,8 @@ def render_status(report: dict[str, Any]) -> list[Line]:
             lines.append((f"      {name}: {value:.4g}" if isinstance(value, float) else f"      {name}: {value}", None))
         if entry.get("usd_per_hour"):
             lines.append((f"      cost: ${entry['usd_per_hour']:,.2f}/hour", None))
+    for note in report.get("notes", []):
+        lines.append((f"  note: {note}", "dim"))
     for warning in report.get("warnings", []):
         lines.append((f"  ! {warning}", "yellow"))
     for line in report.get("loss_plot", []) or []:

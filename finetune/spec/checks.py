@@ -16,10 +16,11 @@ from finetune.spec.yaml_source import Path, SourceMap, dotted
 
 
 class _Checker:
-    def __init__(self, spec: Spec, source: SourceMap, diags: Diagnostics) -> None:
+    def __init__(self, spec: Spec, source: SourceMap, diags: Diagnostics, needs_data: bool = True) -> None:
         self.spec = spec
         self.source = source
         self.diags = diags
+        self.needs_data = needs_data
 
     def error(self, path: Path, message: str, hint: str = "", *, key: bool = False) -> None:
         self.diags.error(message, path=dotted(path), hint=hint, location=self.source.locate(path, key=key))
@@ -208,16 +209,18 @@ class _Checker:
         if not isinstance(source, LocalSource):
             return
         base = FsPath(self.source.file).parent
+        # Commands that need only the target (destroy, status, invoke) must work with the data gone: a warning.
+        report = self.error if self.needs_data else self.warning
         if source.path is not None:
             if not (base / source.path).exists():
-                self.error(("data", "source", "path"), f"{source.path} does not exist (relative to the spec file)",
-                           "fix the path or create the data")
+                report(("data", "source", "path"), f"{source.path} does not exist (relative to the spec file)",
+                       "fix the path or create the data")
             return
         for split, files in (source.files or {}).items():
             for i, file in enumerate([files] if isinstance(files, str) else files):
                 if not (base / file).exists():
                     where = ("data", "source", "files", split) + (() if isinstance(files, str) else (i,))
-                    self.error(where, f"{file} does not exist (relative to the spec file)", "fix the path")
+                    report(where, f"{file} does not exist (relative to the spec file)", "fix the path")
             if split not in self._source_splits():
                 self.warning(("data", "source", "files", split), f"source split '{split}' is not used by "
                              "data.splits")
@@ -240,5 +243,6 @@ def _describe(sku_name: str | None) -> str:
     return sku.describe if sku else "see the catalog"
 
 
-def check_spec(spec: Spec, source: SourceMap, diags: Diagnostics) -> None:
-    _Checker(spec, source, diags).run()
+def check_spec(spec: Spec, source: SourceMap, diags: Diagnostics, *, needs_data: bool = True) -> None:
+    """Semantic checks. `needs_data=False`: the command reads only the target, so missing data only warns."""
+    _Checker(spec, source, diags, needs_data).run()

@@ -36,7 +36,8 @@ class LoadedSpec:
         return self.path.parent
 
 
-def load_spec(path: str | FsPath, *, variables: Mapping[str, Any] | None = None, check: bool = True) -> LoadedSpec:
+def load_spec(path: str | FsPath, *, variables: Mapping[str, Any] | None = None, check: bool = True,
+              needs_data: bool = True) -> LoadedSpec:
     """Load and validate a spec file; raises SpecError carrying every problem found."""
     path = FsPath(path)
     file = str(path)
@@ -79,7 +80,7 @@ def load_spec(path: str | FsPath, *, variables: Mapping[str, Any] | None = None,
     if check:
         from finetune.spec.checks import check_spec
 
-        check_spec(spec, source, diags)
+        check_spec(spec, source, diags, needs_data=needs_data)
     if diags.errors:
         raise SpecError(diags.errors + diags.warnings)
     digest = hashlib.sha256(_canonical(rendered).encode()).hexdigest()

@@ -78,8 +78,8 @@ class LocalBackend:
                 known = d["sha256"] != UNKNOWN and address.split(".", 1)[1] in data_files
                 observed[address] = Observed(True, dict(d)) if known else None
             elif resource.kind == "job":
-                if d["name"] == UNKNOWN:
-                    observed[address] = None
+                if d["name"] == UNKNOWN:  # inputs unknown (data not prepared here): the newest run, for status
+                    observed[address] = self._previous_run()
                     continue
                 status = trainjob.observe(self.job_dir(d["name"]))
                 state = JOB_STATES.get(status.state.value, status.state.value)
