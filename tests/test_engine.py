@@ -124,3 +124,25 @@ def test_input_changes_explain_a_new_training_run():
         "base model m@14 -> m@15", "train data sha256 aaaaaaaaaa.. -> bbbbbbbbbb..", "lr 1 -> 2", "x 2 -> (unset)",
         "y (unset) -> 3"]
     assert input_changes(after, after) == []
+
+
+def test_a_result_that_differs_from_the_plan_fails_the_step(tmp_path):
+    resources = {"deployment.e/d": Resource("deployment.e/d", "deployment", "d", {"name": "d", "instance_count": 2})}
+    change = Change("deployment.e/d", "deployment", Action.UPDATE, (), None, {}, ())
+    plan = Plan("s", "s.yaml", "d", {}, (change,), "now")
+
+    class Reporting:
+        target_identity = "fake:"
+
+        def __init__(self, count: int) -> None:
+            self.count = count
+
+        def apply(self, change, ctx):
+            return {"name": "d", "instance_count": self.count}
+
+    for count, status in ((2, "ok"), (3, "failed")):
+        result = engine.run_changes(plan, Graph(resources), Reporting(count), {}, Journal(tmp_path / "j.jsonl"),
+                                    lambda _e: None)
+        step = result.steps["deployment.e/d"]
+        assert step.status == status, step.message
+    assert "instance_count 3 where the plan wanted 2" in step.message
