@@ -421,7 +421,10 @@ class AzureMLBackend:
         """Submit this attempt under its deterministic name, unless it exists already (another apply, on this
         machine or another, submitted it since the plan): then wait on that one. A job is never submitted twice."""
         name = resource.desired["name"]
-        if change.action is not Action.READ:
+        if change.action is Action.READ:  # the running attempt as observed (older versions named retries otherwise)
+            current = ctx.observed.get(resource.address)
+            name = current.details.get("name", name) if current is not None else name
+        else:
             existing = obs.read_job(self.ws, name)
             if existing is None:
                 job = self._pipeline_job(resource, ctx)
