@@ -440,10 +440,15 @@ def _debug_log(exc: BaseException) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: expected errors become one-line diagnostics, unexpected ones a bug hint, never a traceback."""
-    as_json = "--json" in (argv if argv is not None else sys.argv[1:])
+    args = argv if argv is not None else sys.argv[1:]
+    as_json = "--json" in args or "--format=json" in args or any(
+        a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
+    from finetune.console import json_only_stdout, plain_when_not_styled
+
     try:
         # Outside standalone mode click returns the code of an Exit instead of raising it.
-        code = app.main(args=argv, prog_name="finetune", standalone_mode=False)
+        with plain_when_not_styled(), json_only_stdout(as_json):
+            code = app.main(args=argv, prog_name="finetune", standalone_mode=False)
     except FinetuneError as exc:
         _report_error(exc, as_json)
         sys.exit(EXIT_ERROR)

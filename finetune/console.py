@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -43,6 +45,67 @@ def say(text: str, style: str | None = None, *, stderr: bool = False) -> None:
     print_lines([(text, style)], stderr=stderr)
 
 
+_json_stdout: list[Any] = []  # the real stdout while `json_only_stdout` holds it
+
+
+@contextmanager
+def json_only_stdout(enabled: bool = True) -> Iterator[None]:
+    """With --json, stdout carries exactly one JSON document: whatever else is printed to stdout meanwhile (by a
+    dependency) goes to stderr, and `print_json` writes to the real stdout."""
+    if not enabled:
+        yield
+        return
+    real = sys.stdout
+    _json_stdout.append(real)
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        _json_stdout.remove(real)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class _PlainStream:
+    """A text stream that drops ANSI escape codes (and the blank lines a dependency prints around them)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._dropped = False  # the last write was escape codes only: a bare newline after it is theirs too
+
+    def write(self, text: str) -> int:
+        plain = ANSI.sub("", text)
+        if plain != text and not plain.strip():
+            self._dropped = True
+            return len(text)
+        if self._dropped and plain == "\n":
+            self._dropped = False
+            return len(text)
+        self._dropped = False
+        return self._stream.write(plain)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def plain_when_not_styled() -> Iterator[None]:
+    """On a non-terminal or with NO_COLOR, no escape codes reach stdout or stderr, whatever a dependency prints
+    (the SDK colours its upload messages unconditionally)."""
+    saved = sys.stdout, sys.stderr
+    if not _styled(False):
+        sys.stdout = _PlainStream(sys.stdout)
+    if not _styled(True):
+        sys.stderr = _PlainStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-    sys.stdout.flush()
+    stream = _json_stdout[-1] if _json_stdout else sys.stdout
+    stream.write(json.dumps(data, indent=2, default=str) + "\n")
+    stream.flush()

@@ -44,6 +44,18 @@ def quiet_sdk_logs() -> None:
     if not os.environ.get("FINETUNE_DEBUG"):
         for name in ("azure", "azure.ai.ml", "azure.core", "azure.identity"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    _quiet_sdk_polling()
+
+
+def _quiet_sdk_polling() -> None:
+    """The SDK's AzureMLPolling prints a "." to stdout on every long-running-operation poll, which would corrupt
+    `--json` and prefix progress lines; finetune reports progress itself, so the poll only updates the status."""
+    try:
+        from azure.ai.ml._utils._azureml_polling import AzureMLPolling
+        from azure.mgmt.core.polling.arm_polling import ARMPolling
+    except ImportError:  # a future SDK without it prints nothing to silence
+        return
+    AzureMLPolling.update_status = ARMPolling.update_status
 
 
 class AzureMLBackend:
