@@ -62,6 +62,7 @@ class ResolvedFacts:
     data_hashes: dict[str, str] = field(default_factory=dict)  # role -> sha256 of the prepared JSONL
     gpus_per_node: int | None = None
     registered_version: str | None = None  # the model version already registered from this training run
+    data_commit: str | None = None  # the hub dataset's commit the prepared data came from
     job_attempt: int = 1  # which attempt of this fingerprint the job is (2 after one failed attempt, ...)
 
 

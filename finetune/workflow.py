@@ -51,7 +51,8 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
         data = cached_data(loaded)
     files = {role: result.path for role, result in data.roles.items()} if data else {}
     hashes = data.hashes() if data else {}
-    facts = offline_facts(loaded, hashes, backend.workspace_identity)
+    facts = replace(offline_facts(loaded, hashes, backend.workspace_identity),
+                    data_commit=(data.source or {}).get("commit") if data else None)
     backend.prefetch(build_graph(loaded.spec, facts))  # reads that do not wait for resolution start now
     say("resolving model and component versions")
     facts, _ = backend.resolve(loaded, facts)
@@ -65,6 +66,66 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
     preflight = backend.preflight(graph, observed)
     plan = make_plan(loaded, facts, observed, preflight=preflight, target=backend.target_info(), graph=graph)
     return Planned(plan, graph, observed, facts, files)
+
+
+# ---- the lock file ---------------------------------------------------------------------------------------------
+def with_lock(loaded: LoadedSpec) -> LoadedSpec:
+    """The spec with the lock file's pins applied, when there is a lock file beside it."""
+    from finetune.lockfile import apply_lock, lock_path, read_lock
+
+    lock = read_lock(lock_path(loaded))
+    return loaded if lock is None else apply_lock(loaded, lock)
+
+
+def write_first_lock(loaded: LoadedSpec, planned: Planned) -> str | None:
+    """The first apply pins what it resolved, when the spec floats and has no lock yet; the file's name if so."""
+    from finetune.lockfile import floating, lock_for, lock_path, resolved_pins, write_lock
+
+    path = lock_path(loaded)
+    if loaded.locked or path.exists() or not floating(loaded):
+        return None
+    lock = lock_for(loaded, resolved_pins(planned.facts, {"kind": "hub", "commit": planned.facts.data_commit}))
+    if not lock.pins:
+        return None
+    write_lock(path, lock)
+    return path.name
+
+
+@dataclass
+class Locked:
+    path: str
+    lines: list[str]  # what was pinned or moved ("+ model ...: latest -> 15", "~ component ...: 0.0.81 -> 0.0.82")
+    written: bool
+
+
+def lock_spec(loaded: LoadedSpec, backend: Backend, upgrade: bool, say: Say) -> Locked:
+    """Resolve the spec's floating references and pin them. Without `upgrade`, pins already in the lock stay and
+    only what it does not cover is resolved; with it, everything moves to what the references mean now."""
+    from finetune.lockfile import Lock, floating, lock_for, lock_path, moved, read_lock, resolved_pins, uncovered
+
+    path = lock_path(loaded)
+    old = read_lock(path)
+    refs = floating(loaded)
+    if not refs:
+        return Locked(str(path), [], False)
+    if old is not None and not upgrade and not uncovered(loaded, old):
+        return Locked(str(path), [], False)
+    data_source = None
+    if "data" in refs:
+        say("resolving the dataset's commit (preparing data, cached when unchanged)")
+        data_source = prepare_data(loaded).source
+    say("resolving model and component versions")
+    facts, _ = backend.resolve(loaded, offline_facts(loaded, None, backend.workspace_identity))
+    new = lock_for(loaded, resolved_pins(facts, data_source))
+    if old is not None and not upgrade:  # keep what was pinned; add only what the lock did not cover
+        keep = {w: p for w, p in old.pins.items() if w in refs and (p.name, p.requested) == refs[w]}
+        new = Lock(new.spec, {**new.pins, **keep})
+    lines = moved(old, new)
+    if lines or old is None:
+        from finetune.lockfile import write_lock
+
+        write_lock(path, new)
+    return Locked(str(path), lines, bool(lines) or old is None)
 
 
 def check_saved_plan(saved: Plan, fresh: Plan) -> None:

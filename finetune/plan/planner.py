@@ -17,7 +17,7 @@ from finetune.plan.cost import estimate_cost
 from finetune.plan.diff import diff, observed_serial
 from finetune.plan.model import Observed, Plan
 from finetune.spec.load import LoadedSpec
-from finetune.spec.models import TargetKind
+from finetune.spec.models import HubSource, TargetKind
 
 
 def offline_facts(loaded: LoadedSpec, data_hashes: dict[str, str] | None = None,
@@ -36,18 +36,24 @@ def offline_facts(loaded: LoadedSpec, data_hashes: dict[str, str] | None = None,
     )
 
 
-def pins_for(loaded: LoadedSpec, facts: ResolvedFacts) -> list[dict[str, str]]:
+def pins_for(loaded: LoadedSpec, facts: ResolvedFacts) -> list[dict[str, Any]]:
+    """What each reference resolved to; `locked` when the lock file pinned it (the spec asked for `requested`)."""
     spec = loaded.spec
-    pins = []
+    locked = loaded.locked
+    pins: list[dict[str, Any]] = []
     if spec.model.name:
-        requested = spec.model.version or spec.model.label or "latest"
+        requested = locked.get("model") or spec.model.version or spec.model.label or "latest"
         pins.append({"what": "base model", "name": f"{spec.model.registry}/{spec.model.name}",
-                     "requested": requested, "resolved": facts.model_version or UNKNOWN})
+                     "requested": requested, "resolved": facts.model_version or UNKNOWN, "locked": "model" in locked})
     if spec.target.kind is TargetKind.AZUREML:
         component = spec.finetune.component
         pins.append({"what": "component", "name": f"{component.registry}/{component.name}",
-                     "requested": component.version or component.label or "latest",
-                     "resolved": facts.component_version or UNKNOWN})
+                     "requested": locked.get("component") or component.version or component.label or "latest",
+                     "resolved": facts.component_version or UNKNOWN, "locked": "component" in locked})
+    source = spec.data.source
+    if isinstance(source, HubSource):
+        pins.append({"what": "dataset", "name": source.hf, "requested": locked.get("data") or source.revision or "main",
+                     "resolved": facts.data_commit or UNKNOWN, "locked": "data" in locked})
     return pins
 
 

@@ -26,7 +26,8 @@ def render_plan(plan: dict[str, Any], *, verbose: bool = False) -> list[Line]:
     if plan["pins"]:
         lines.append(("Pins:", "bold"))
         for pin in plan["pins"]:
-            lines.append((f"  {pin['what']} {pin['name']}: {pin['requested']} -> {pin['resolved']}", None))
+            source = " (lock file)" if pin.get("locked") else ""
+            lines.append((f"  {pin['what']} {pin['name']}: {pin['requested']} -> {pin['resolved']}{source}", None))
         lines.append(("", None))
 
     for change in plan["changes"]:

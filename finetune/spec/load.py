@@ -30,6 +30,7 @@ class LoadedSpec:
     source: SourceMap
     digest: str  # sha256 of the rendered document: what the plan was made from
     warnings: list[Diagnostic] = field(default_factory=list)
+    locked: dict[str, str] = field(default_factory=dict)  # pinned by the lock file: what -> the label requested
 
     @property
     def base_dir(self) -> FsPath:
