@@ -345,22 +345,20 @@ def invoke(spec: Path, message: str | None, deployment: str | None, json_out: bo
 @emulate_opt
 @template_opts
 def force_unlock(spec: Path, emulate: bool, var: tuple[str, ...], var_file: Path | None) -> None:
-    """Remove the apply lock left by a crashed apply (refuses while the holder is still running)."""
+    """Remove the apply lock left by a crashed apply (refuses while a running process holds it)."""
     from finetune.console import say
     from finetune.session import lock_for, open_backend
 
     loaded = _load(spec, var, var_file, needs_data=False)
     with open_backend(loaded, emulate=emulate) as backend:
         lock = lock_for(loaded, backend)
-    holder = lock.read()
-    if not lock.path.exists():
+    unlocked = lock.force_unlock()
+    if not unlocked.removed:
         say("No lock held.", "green")
         return
-    if holder is not None and holder.alive:
-        raise FinetuneError(f"pid {holder.pid} on {holder.host} still holds the lock (started {holder.started})",
-                            hint="wait for it to finish, or stop it first")
-    lock.path.unlink(missing_ok=True)
-    say(f"Removed {lock.path}.", "green")
+    previous = unlocked.previous
+    left_by = f"left by {previous.describe()}" if previous is not None else "its content was not a readable lock"
+    say(f"Removed {lock.path} ({left_by}).", "green")
 
 
 @app.group("data")

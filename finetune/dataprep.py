@@ -8,11 +8,15 @@ from finetune.data import HubSource, LocalSource, PrepareRequest, PrepareResult,
 from finetune.errors import FinetuneError
 from finetune.spec.load import LoadedSpec
 from finetune.spec.models import HubSource as SpecHubSource
+from finetune.state import check_state_folder
 
 
 def state_dir(loaded: LoadedSpec) -> Path:
-    """The project's state folder (data cache, journal, lock, local runs), relative to the spec file."""
-    return (loaded.base_dir / loaded.spec.target.local.state_dir).resolve()
+    """The project's state folder (data cache, journal, lock, local runs), relative to the spec file.
+
+    A FinetuneError naming it when it is a file, or cannot be read, written or created.
+    """
+    return check_state_folder((loaded.base_dir / loaded.spec.target.local.state_dir).resolve())
 
 
 def data_cache_dir(loaded: LoadedSpec) -> Path:
