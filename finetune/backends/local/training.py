@@ -14,9 +14,9 @@ from typing import Any
 from finetune.backends.local import cputhreads
 from finetune.backends.local.chatdata import ChatCollator, encode_file, read_conversations
 from finetune.backends.local.config import LocalTrainConfig
+from finetune.backends.local.jobdir import StatusWriter, paths
 from finetune.backends.local.proc import read_json, spawn_detached, tail, write_json_atomic
 from finetune.backends.local.tiny import CHATML_TEMPLATE, build_model, build_tokenizer
-from finetune.backends.local.trainjob import StatusWriter, paths
 
 _T0 = time.monotonic()
 

@@ -7,9 +7,8 @@ API for the backend adapter (stdlib only at import time):
     cancel(output_dir) -> JobStatus
 The process itself: `python -m finetune.backends.local.trainjob run OUTPUT_DIR/job.json`.
 
-Output dir layout: job.json (the config), status.json, train.log, .lock (held by the live run), base/ (a built
-tiny base, reused on resume), checkpoints/checkpoint-N/, model/ (the merged model + tokenizer once Completed),
-metrics.jsonl (every logged metric), mlflow.json + mlflow.log (the MLflow sidecar's run ids and log).
+The output dir's layout and the status file's writer live in `jobdir`, shared with `training` (which runs inside
+the process and is imported lazily, after the lock).
 """
 
 from __future__ import annotations
@@ -30,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from finetune.backends.local.config import ConfigError, LocalTrainConfig
-from finetune.backends.local.proc import now_iso, pid_alive, read_json, spawn_detached, tail, write_json_atomic
+from finetune.backends.local.jobdir import StatusWriter, paths
+from finetune.backends.local.proc import now_iso, pid_alive, read_json, spawn_detached, tail
 
 MODULE = "finetune.backends.local.trainjob"
 STATUS_FORMAT = 1
@@ -90,14 +90,6 @@ class JobStatus:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
-
-
-def paths(output_dir: str | Path) -> dict[str, Path]:
-    out = Path(output_dir)
-    return {"job": out / "job.json", "status": out / "status.json", "log": out / "train.log", "lock": out / ".lock",
-            "launch_lock": out / ".launch.lock", "base": out / "base", "checkpoints": out / "checkpoints",
-            "model": out / "model", "metrics": out / "metrics.jsonl", "mlflow": out / "mlflow.json",
-            "mlflow_log": out / "mlflow.log"}
 
 
 # --- locks: the run holds an exclusive flock for its lifetime; the kernel drops it however the process dies ---
@@ -234,24 +226,6 @@ def _remove(path: Path) -> None:
 
 
 # --- the process side ---
-
-class StatusWriter:
-    """Owns status.json for one run; writes are atomic and throttled so the training loop does not wait on disk."""
-
-    def __init__(self, path: Path, initial: dict[str, Any], min_interval: float = 1.0):
-        self.path = path
-        self.data = dict(initial)
-        self.min_interval = min_interval
-        self._last_write = 0.0
-
-    def update(self, force: bool = False, **fields: Any) -> None:
-        self.data.update(fields)
-        now = time.monotonic()
-        if force or now - self._last_write >= self.min_interval:
-            self.data["updated_at"] = now_iso()
-            write_json_atomic(self.path, self.data)
-            self._last_write = now
-
 
 class _Canceled(BaseException):
     """Raised from the SIGTERM handler; BaseException so library code catching Exception does not swallow it."""
