@@ -366,14 +366,16 @@ class AzureMLBackend:
         return {**current.properties, **{k: v for k, v in current.details.items() if k in keep}}
 
     def _wait_lro(self, poller, ctx: StepContext, what: str) -> Any:
+        """Wait on a long-running operation. Its status polls are retried by the client's policy (client.py); what
+        the poller raises once that gives up (from status, wait or result) becomes the same one-line diagnosis."""
         last = None
-        while not poller.done():
+        while not call(poller.done, what):
             ctx.check_cancelled()
-            status = poller.status()
+            status = call(poller.status, what)
             if status != last:
                 ctx.report(f"{what}: {status}")
                 last = status
-            poller.wait(timeout=min(poll_seconds(), 5))
+            call(lambda: poller.wait(timeout=min(poll_seconds(), 5)), what)
         return call(poller.result, what)
 
     def _apply_compute(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
@@ -617,20 +619,27 @@ class AzureMLBackend:
         try:
             self._wait_lro(poller, ctx, f"deployment {d['name']}")
         except FinetuneError as exc:
+            from finetune.backends.azureml.errors import is_transient
+
+            if exc.__cause__ is not None and is_transient(exc.__cause__):
+                raise  # the service kept failing (already diagnosed); the deployment itself did not fail
             logs = self._logs(d)
             first = exc.diagnostics[0]
-            raise FinetuneError(first.message, hint=(f"last log lines: {logs}; " if logs else "") +
-                                "check liveness_probe.initial_delay (large models load slowly) and the "
-                                "instance type") from exc
+            delay = (probe or {}).get("initial_delay")
+            raise FinetuneError(first.message + (f"; last log lines: {logs}" if logs else ""),
+                                hint="raise liveness_probe.initial_delay in the spec" +
+                                (f", now {delay} s" if delay is not None else "") +
+                                ": large models load slowly; or choose a larger instance type") from exc
         return {"name": d["name"], "model": f"{model_name}@{version}", "sku": d["sku"],
                 "instance_count": d["instance_count"]}
 
     def _logs(self, d: dict[str, Any]) -> str:
+        """The tail of the deployment's container log, on one line (a diagnosis aid: empty if unreadable)."""
         try:
             text = self.ws.online_deployments.get_logs(d["name"], d["endpoint"], lines=5)
         except Exception:  # noqa: BLE001 - logs are a diagnosis aid; never mask the real failure
             return ""
-        return " | ".join(line.strip() for line in str(text).splitlines()[-5:] if line.strip())
+        return " | ".join(" ".join(line.split()) for line in str(text).splitlines()[-5:] if line.strip())[:600]
 
     def _apply_traffic(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         name = resource.desired["endpoint"]

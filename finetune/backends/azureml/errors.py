@@ -6,9 +6,8 @@ This is the only place that knows the SDK's exception types; the engine sees one
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from finetune.errors import FinetuneError
 
@@ -17,15 +16,24 @@ TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 def _message(exc: Exception) -> str:
-    text = getattr(exc, "message", None) or str(exc)
-    text = " ".join(str(text).split())
+    text = str(getattr(exc, "message", None) or exc)
+    # azure-core repeats "(Code) message" as "Code: ...\nMessage: ..." lines after it; once is enough
+    text = text.split("\nCode:")[0]
+    text = " ".join(text.split())
     return text[:400]
+
+
+def status_of(exc: Exception) -> int | None:
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
 
 
 def diagnose(exc: Exception, what: str) -> FinetuneError:
     """A FinetuneError saying what failed and how to fix it."""
     message = _message(exc)
     lowered = message.lower()
+    if is_transient(exc):
+        return _transient(exc, what, message)
     if "quota" in lowered:
         return FinetuneError(f"{what}: not enough quota: {message}",
                              hint="request a quota increase for this VM family in the Azure portal (Quotas), or "
@@ -60,30 +68,35 @@ def is_transient(exc: Exception) -> bool:
 
     if isinstance(exc, ServiceRequestError | ServiceResponseError):
         return True
-    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
-    return status in TRANSIENT_STATUS
+    return status_of(exc) in TRANSIENT_STATUS
 
 
-def retry_after(exc: Exception) -> float | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
+def _transient(exc: Exception, what: str, message: str) -> FinetuneError:
+    """What is left of a transient failure once the client's retry policy (client.py) has given up."""
+    status = status_of(exc)
+    if status is None:
+        return FinetuneError(f"{what}: could not reach Azure ML after retries: {message}",
+                             hint="check the network and any proxy (HTTPS_PROXY); then apply again: it resumes "
+                             "where it stopped")
+    if status == 429:
+        return FinetuneError(f"{what}: Azure ML kept throttling (HTTP 429) after retries: {message}",
+                             hint="too many requests for this subscription right now: wait a few minutes, then "
+                             "apply again: it resumes where it stopped")
+    return FinetuneError(f"{what}: Azure ML kept failing (HTTP {status}) after retries: {message}",
+                         hint="the service is unavailable or failing; wait and apply again, it resumes where it "
+                         "stopped; if it persists, check https://status.azure.com or open a support request")
+
+
+def call(fn: Callable[[], T], what: str) -> T:
+    """Run one SDK call; translate what it raises into a one-line FinetuneError with a fix.
+
+    No retry here: transient failures (429/5xx/connection) are retried, with backoff and Retry-After, by the
+    azure-core retry policy every client gets from the factory (client.py). Stacking a second loop on top
+    multiplied the waits.
+    """
     try:
-        return float(headers.get("Retry-After") or headers.get("retry-after"))
-    except (TypeError, ValueError):
-        return None
-
-
-def call(fn: Callable[[], T], what: str, *, attempts: int = 6, base_delay: float = 0.5, max_delay: float = 20.0,
-         sleep: Callable[[float], Any] = time.sleep) -> T:
-    """Run one SDK call; retry transient failures (429/5xx/connection) with backoff, honouring Retry-After."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except FinetuneError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - SDK errors are translated here, at the seam
-            if is_transient(exc) and attempt < attempts:
-                sleep(min(max_delay, retry_after(exc) or base_delay * 2 ** (attempt - 1)))
-                continue
-            raise diagnose(exc, what) from exc
-    raise AssertionError("unreachable")
+        return fn()
+    except FinetuneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - SDK errors are translated here, at the seam
+        raise diagnose(exc, what) from exc
