@@ -154,3 +154,13 @@ def test_a_local_path_is_a_model_source(trained_job, tmp_path):
                               output_dir=str(tmp_path))
     tokenizer, model = load_base(config, "cpu")
     assert tokenizer.chat_template and model.config.num_hidden_layers == 2
+
+
+def test_the_adapter_side_imports_nothing_heavy():
+    """Importing trainjob (what the backend does to launch and observe) loads neither `training` nor torch,
+    transformers, peft or mlflow: those come only inside the job process, after its lock (see jobdir)."""
+    probe = ("import sys, finetune.backends.local.trainjob\n"
+             "heavy = ('torch', 'transformers', 'peft', 'mlflow', 'finetune.backends.local.training')\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
