@@ -33,7 +33,7 @@ class ProgressEvent:
 class StepResult:
     address: str
     action: Action
-    status: str  # "ok", "failed", "skipped", "interrupted"
+    status: str  # "ok", "failed", "skipped", "interrupted"; with detach: "running" (left running), "pending"
     elapsed: float = 0.0
     message: str = ""
     hint: str = ""
@@ -47,13 +47,26 @@ class ApplyResult:
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "ok" for s in self.steps.values())
+        """Nothing failed, was skipped or interrupted (a detached apply leaves work running or pending: fine)."""
+        return all(s.status in ("ok", "running", "pending") for s in self.steps.values())
+
+    @property
+    def detached(self) -> bool:
+        return any(s.status == "running" for s in self.steps.values())
+
+    def still_running(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.status == "running"]
+
+    def pending(self) -> list[StepResult]:
+        return [s for s in self.steps.values() if s.status == "pending"]
 
     def failed(self) -> list[StepResult]:
         return [s for s in self.steps.values() if s.status == "failed"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "elapsed_s": round(self.elapsed, 3), "steps": [
+        detached = {"running": [{"address": s.address, **s.outputs} for s in self.still_running()],
+                    "next_apply": [s.address for s in self.pending()]} if self.detached else None
+        return {"ok": self.ok, "elapsed_s": round(self.elapsed, 3), "detached": detached, "steps": [
             {"address": s.address, "action": s.action.value, "status": s.status, "elapsed_s": round(s.elapsed, 3),
              "message": s.message, "hint": s.hint, "outputs": s.outputs} for s in self.steps.values()]}
 
@@ -80,7 +93,8 @@ HEARTBEAT_SECONDS = 30.0  # long waits (training, provisioning) still say what r
 
 
 def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, Observed | None], journal: Journal,
-                progress: Progress, *, data_files: dict[str, str] | None = None, max_workers: int = 8,
+                progress: Progress, *, data_files: dict[str, str] | None = None, detach: bool = False,
+                max_workers: int = 8,
                 cancelled: threading.Event | None = None,
                 refresh: Callable[[dict[str, dict[str, Any]]], Graph | None] | None = None) -> ApplyResult:
     """Apply every change of `plan` (noops included: they hand their outputs to dependents).
@@ -110,7 +124,8 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
         with lock:
             upstream = {a: dict(o) for a, o in outputs.items()}
         ctx = StepContext(graph=current["graph"], observed=observed, outputs=upstream,
-                          data_files=dict(data_files or {}), report=report, record=record, cancelled=cancelled)
+                          data_files=dict(data_files or {}), report=report, record=record, cancelled=cancelled,
+                          detach=detach)
         try:
             result_outputs = backend.apply(change, ctx) or {}
         except Cancelled:
@@ -128,6 +143,10 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
             return StepResult(change.address, change.action, "failed", time.monotonic() - begun,
                               f"the target reports {mismatch}, not what was planned",
                               "something else changed it during apply; run `finetune plan` to see the difference")
+        if result_outputs.get("detached"):  # submitted and left running: the next apply carries on from it
+            return StepResult(change.address, change.action, "running", time.monotonic() - begun,
+                              f"detached while {result_outputs.get('status', 'running')}: the next apply carries on",
+                              outputs=result_outputs)
         return StepResult(change.address, change.action, "ok", time.monotonic() - begun, outputs=result_outputs)
 
     pending = dict(changes)
@@ -139,8 +158,14 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
             for address in list(pending):
                 change = pending[address]
                 deps = [d for d in change.depends_on if d in changes]
-                bad = [d for d in deps if d in results and results[d].status != "ok"]
-                if bad or cancelled.is_set():
+                waiting = [d for d in deps if d in results and results[d].status in ("running", "pending")]
+                bad = [d for d in deps if d in results and results[d].status not in ("ok", "running", "pending")]
+                if waiting and not bad:
+                    del pending[address]
+                    reason = f"waits for {waiting[0]}: the next apply does it"
+                    results[address] = StepResult(address, change.action, "pending", message=reason)
+                    progress(ProgressEvent(address, "skipped", reason, action=change.action.value))
+                elif bad or cancelled.is_set():
                     del pending[address]
                     reason = (f"skipped: {bad[0]} {results[bad[0]].status}" if bad else "skipped: interrupted")
                     results[address] = StepResult(address, change.action, "skipped", message=reason)
@@ -173,7 +198,8 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
                     outputs[address] = result.outputs
                 if refresh is not None and result.status == "ok":
                     current["graph"] = refresh(dict(outputs)) or current["graph"]
-                kind = {"ok": "done", "failed": "failed", "interrupted": "interrupted"}[result.status]
+                kind = {"ok": "done", "running": "done", "failed": "failed", "interrupted": "interrupted"}[
+                    result.status]
                 message = result.message + (f" ({result.hint})" if result.hint else "")
                 if result.status != "ok" or changes[address].action.is_change or \
                         changes[address].action is Action.READ:

@@ -64,10 +64,17 @@ def _variables(var: tuple[str, ...] | list[str] | None, var_file: Path | None) -
     return values
 
 
-def _load(spec: Path, var: tuple[str, ...] | None, var_file: Path | None, *, needs_data: bool = True):
+def _load(spec: Path, var: tuple[str, ...] | None, var_file: Path | None, *, needs_data: bool = True,
+          locked: bool = False):
+    """The spec; with `locked`, its floating references pinned by the lock file beside it (when there is one)."""
     from finetune.spec.load import load_spec
 
-    return load_spec(spec, variables=_variables(var, var_file), needs_data=needs_data)
+    loaded = load_spec(spec, variables=_variables(var, var_file), needs_data=needs_data)
+    if locked:
+        from finetune.workflow import with_lock
+
+        loaded = with_lock(loaded)
+    return loaded
 
 
 def _report_error(exc: FinetuneError, as_json: bool) -> None:
@@ -138,7 +145,7 @@ def _render_plan(result, fmt: str, verbose: bool) -> None:
 def plan(spec: Path, offline: bool, out: Path | None, fmt: str, json_out: bool, detailed_exitcode: bool,
          verbose: bool, emulate: bool, var: tuple[str, ...], var_file: Path | None) -> None:
     """Show what apply would create, change or keep, why, and what it will cost."""
-    loaded = _load(spec, var, var_file)
+    loaded = _load(spec, var, var_file, locked=True)
     fmt = "json" if json_out else fmt
     if offline:
         from finetune.workflow import offline_plan
@@ -191,27 +198,42 @@ auto_approve_opt = click.option("--auto-approve", is_flag=True, help="Do not ask
 @app.command()
 @spec_arg
 @auto_approve_opt
+@click.option("--detach", is_flag=True, help="Submit training and do everything that does not wait on it, then "
+              "exit; the next apply carries on (for CI runners that stop before training ends).")
 @json_opt
 @emulate_opt
 @template_opts
-def apply(spec: Path, auto_approve: bool, json_out: bool, emulate: bool, var: tuple[str, ...],
+def apply(spec: Path, auto_approve: bool, detach: bool, json_out: bool, emulate: bool, var: tuple[str, ...],
           var_file: Path | None) -> None:
     """Create or update everything the spec describes, in dependency order; safe to interrupt and re-run.
 
     SPEC is the spec file, or a plan saved with `finetune plan --out`.
+
+    \b
+    Examples:
+      finetune apply spec.yaml
+      finetune apply spec.yaml --auto-approve --detach   # in CI: submit, exit; a later apply finishes
+      finetune plan spec.yaml --out plan.json && finetune apply plan.json
     """
     from finetune.console import say
     from finetune.render.progress import order_summary, progress_printer
     from finetune.session import lock_for, open_backend
-    from finetune.workflow import apply_plan, check_saved_plan, plan_against_target
+    from finetune.workflow import apply_plan, check_saved_plan, plan_against_target, write_first_lock
 
     saved = _saved_plan(spec)
-    loaded = _load(Path(saved.spec_path) if saved else spec, var, var_file)
+    loaded = _load(Path(saved.spec_path) if saved else spec, var, var_file, locked=True)
     log = (lambda _m: None) if json_out else _say_stderr
-    with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend):
+    with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend) as held:
+        if held.taken_over is not None:
+            old = held.taken_over
+            log(f"took over the lock left by {old.command} pid {old.pid} (started {old.started}), which is no longer "
+                "running")
         planned = plan_against_target(loaded, backend, log)
         if saved is not None:
             check_saved_plan(saved, planned.plan)
+        written = write_first_lock(loaded, planned)
+        if written:
+            log(f"wrote {written}: it pins what the floating references resolved to; commit it with the spec")
         if not json_out:
             _render_plan(planned.plan, "text", False)
         if planned.plan.blocked:
@@ -223,7 +245,7 @@ def apply(spec: Path, auto_approve: bool, json_out: bool, emulate: bool, var: tu
             say("Nothing to do: everything is up to date.", "green")
         if planned.plan.has_changes:
             log(f"order: {order_summary(planned.plan)}")
-        result = apply_plan(planned, backend, loaded, progress_printer(log))
+        result = apply_plan(planned, backend, loaded, progress_printer(log), detach=detach)
         where = backend.where({a: s.outputs for a, s in result.steps.items()}) if result.ok else []
     _print_result(result, json_out)
     if any(step.status == "interrupted" for step in result.steps.values()):
@@ -233,11 +255,25 @@ def apply(spec: Path, auto_approve: bool, json_out: bool, emulate: bool, var: tu
     if not json_out:
         outputs = {a: s.outputs for a, s in result.steps.items() if s.outputs}
         smoke = next((o for a, o in outputs.items() if a.startswith("smoke_test.") and "answer" in o), None)
+        if result.detached:
+            _say_detached(result)
+            return
         say(f"Apply complete in {result.elapsed:.1f} s.", "bold green")
         if smoke is not None:
             say(f"Smoke test answer: {smoke['answer'] or '(empty)'}")
         for line in where:
             say(line)
+
+
+def _say_detached(result) -> None:
+    from finetune.console import say
+
+    say(f"Detached after {result.elapsed:.1f} s: everything that does not wait on training is done.", "bold green")
+    for step in result.still_running():
+        where = f" ({step.outputs['studio_url']})" if step.outputs.get("studio_url") else ""
+        say(f"  still running: {step.address} {step.outputs.get('name', '')} [{step.outputs.get('status')}]{where}")
+    if result.pending():
+        say(f"  the next `finetune apply` waits for it, then: {', '.join(s.address for s in result.pending())}")
 
 
 def _saved_plan(path: Path):
@@ -307,7 +343,7 @@ def status(spec: Path, json_out: bool, emulate: bool, var: tuple[str, ...], var_
     from finetune.session import open_backend
     from finetune.workflow import plan_against_target, status_report
 
-    loaded = _load(spec, var, var_file, needs_data=False)
+    loaded = _load(spec, var, var_file, needs_data=False, locked=True)  # the pins name the current job and model
     with open_backend(loaded, emulate=emulate) as backend:
         planned = plan_against_target(loaded, backend, (lambda _m: None) if json_out else _say_stderr, prepare=False)
         report = status_report(planned, backend)
@@ -425,6 +461,42 @@ def init(path: Path, target: str, name: str | None, force: bool) -> None:
     spec_name = name or path.stem.replace("_", "-").replace(".", "-")
     path.write_text(render_template("init.yaml.j2", target=target, name=spec_name, schema_url=SCHEMA_ID))
     say(f"wrote {path}: edit it, then run `finetune validate {path}` and `finetune plan {path}`", "green")
+
+
+@app.command()
+@spec_arg
+@click.option("--upgrade", is_flag=True, help="Resolve every floating reference again and move the pins.")
+@json_opt
+@emulate_opt
+@template_opts
+def lock(spec: Path, upgrade: bool, json_out: bool, emulate: bool, var: tuple[str, ...], var_file: Path | None
+         ) -> None:
+    """Pin the spec's floating references (model and component labels, hub dataset branches) in SPEC.lock.yaml.
+
+    Plan and apply use the pins while the file exists; commit it with the spec.
+
+    \b
+    Examples:
+      finetune lock examples/phi3-ultrachat.yaml
+      finetune lock examples/phi3-ultrachat.yaml --upgrade
+    """
+    from finetune.console import print_json, say
+    from finetune.session import open_backend
+    from finetune.workflow import lock_spec
+
+    loaded = _load(spec, var, var_file)
+    with open_backend(loaded, emulate=emulate) as backend:
+        result = lock_spec(loaded, backend, upgrade, (lambda _m: None) if json_out else _say_stderr)
+    if json_out:
+        print_json({"ok": True, "lock": result.path, "written": result.written, "changes": result.lines})
+        return
+    if not result.lines and not result.written:
+        say(f"{result.path}: up to date" if Path(result.path).exists() else
+            "Nothing to lock: the spec pins every reference already.", "green")
+        return
+    for line in result.lines:
+        say(f"  {line}")
+    say(f"wrote {result.path}: commit it with the spec", "green")
 
 
 def _debug_log(exc: BaseException) -> Path:

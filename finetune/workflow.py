@@ -138,7 +138,10 @@ def check_saved_plan(saved: Plan, fresh: Plan) -> None:
                             hint="run `finetune plan --out` again and review it")
 
 
-def apply_plan(planned: Planned, backend: Backend, loaded: LoadedSpec, progress: Progress) -> ApplyResult:
+def apply_plan(planned: Planned, backend: Backend, loaded: LoadedSpec, progress: Progress, *,
+               detach: bool = False) -> ApplyResult:
+    """Carry out the plan. With `detach`, training is submitted (or found running) and left running: what waits on
+    it is pending, and the next apply carries on from there."""
     def refresh(outputs: dict[str, dict[str, Any]]) -> Graph | None:
         """Once the model version is registered, names that embed it (blue/green deployments) are known."""
         version = registered_model(outputs).get("version")
@@ -147,7 +150,7 @@ def apply_plan(planned: Planned, backend: Backend, loaded: LoadedSpec, progress:
         return build_graph(loaded.spec, replace(planned.facts, registered_version=str(version)))
 
     return run_changes(planned.plan, planned.graph, backend, planned.observed, journal_for(loaded, backend),
-                       progress, data_files=planned.data_files, refresh=refresh)
+                       progress, data_files=planned.data_files, detach=detach, refresh=refresh)
 
 
 # ---- destroy ---------------------------------------------------------------------------------------------------

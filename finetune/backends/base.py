@@ -37,6 +37,7 @@ class StepContext:
     report: Callable[[str], None]  # a progress message for this resource ("Running, loss 1.23")
     record: Callable[[str, dict[str, Any]], None]  # journal an operation handle BEFORE waiting on it
     cancelled: threading.Event = field(default_factory=threading.Event)
+    detach: bool = False  # submit long work (training) and return without waiting for it
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

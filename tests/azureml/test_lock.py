@@ -6,10 +6,10 @@ import json
 
 import pytest
 import yaml
+from test_apply import apply, edit, run
 
 from finetune.errors import FinetuneError
 from finetune.lockfile import read_lock
-from test_apply import apply, edit, run
 
 
 def test_lock_pins_what_the_labels_resolve_to_and_plan_uses_the_pins(emu, workdir, capsys):

@@ -448,6 +448,12 @@ class AzureMLBackend:
                 ctx.record("submitted", {"job": submitted.name, "studio_url": getattr(submitted, "studio_url", None)})
             else:
                 ctx.report(f"job {name} was submitted by another apply since the plan: waiting on it")
+        if ctx.detach:
+            job = call(lambda: self.ws.jobs.get(name), f"read job {name}")
+            status = obs.job_status(job)
+            if status not in obs.JOB_DONE:
+                return {"name": name, "status": status, "studio_url": getattr(job, "studio_url", None),
+                        "detached": True}
         return self._wait_job(name, ctx)
 
     def _wait_job(self, name: str, ctx: StepContext) -> dict[str, Any]:

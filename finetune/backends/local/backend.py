@@ -203,6 +203,9 @@ class LocalBackend:
         except (trainjob.JobError, ValueError) as exc:
             raise FinetuneError(f"training could not start: {exc}") from exc
         ctx.record("running", {"job": resource.desired["name"], "pid": status.pid})
+        if ctx.detach and status.state.value != "Completed":  # the training process outlives this command
+            return {"name": resource.desired["name"], "status": status.state.value, "pid": status.pid,
+                    "detached": True}
         last = None
 
         def on_progress(current) -> None:
