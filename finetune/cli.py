@@ -508,31 +508,49 @@ def _debug_log(exc: BaseException) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: expected errors become one-line diagnostics, unexpected ones a bug hint, never a traceback."""
-    args = argv if argv is not None else sys.argv[1:]
-    as_json = "--json" in args or "--format=json" in args or any(
+def wants_json(args: list[str]) -> bool:
+    return "--json" in args or "--format=json" in args or any(
         a == "--format" and b == "json" for a, b in zip(args, args[1:], strict=False))
-    from finetune.console import json_only_stdout, plain_when_not_styled
 
+
+def run(args: list[str]) -> int:
+    """Run one command; expected errors become one-line diagnostics, unexpected ones a bug hint. The exit code."""
+    as_json = wants_json(args)
     try:
         # Outside standalone mode click returns the code of an Exit instead of raising it.
-        with plain_when_not_styled(), json_only_stdout(as_json):
-            code = app.main(args=argv, prog_name="finetune", standalone_mode=False)
+        code = app.main(args=args, prog_name="finetune", standalone_mode=False)
     except FinetuneError as exc:
         _report_error(exc, as_json)
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         print("interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except click.ClickException as exc:  # usage errors: click's own one-line message, exit 1 (not 2: see above)
         exc.show()
-        sys.exit(EXIT_ERROR)
+        return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
         log = _debug_log(exc)
         print(f"internal error: {type(exc).__name__}: {exc} (this is a bug in finetune; details in {log})",
               file=sys.stderr)
-        sys.exit(EXIT_INTERNAL)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point. `--json` output is one JSON document; no escape codes reach a non-terminal. A folder given
+    to validate, plan, apply or status runs every spec in it (see finetune/many.py)."""
+    from finetune.console import json_only_stdout, plain_when_not_styled
+    from finetune.many import folder_of
+
+    args = list(argv if argv is not None else sys.argv[1:])
+    with plain_when_not_styled(), json_only_stdout(wants_json(args)):
+        folder = folder_of(args)
+        if folder is not None:
+            from finetune.many import run_folder
+
+            code = run_folder(args, folder, run)
+        else:
+            code = run(args)
+    sys.exit(code)

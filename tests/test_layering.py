@@ -50,7 +50,8 @@ LAYERS: dict[str, list[str]] = {
     "testing": ["testing/"],  # the Azure ML emulator: self-contained, opened by session for emulated workspaces
     "session": ["session.py"],  # opening a spec's target: backend (or emulator), journal, lock
     "workflow": ["workflow.py"],  # the use cases behind the CLI, target-neutral
-    "cli": ["cli.py", "__main__.py"],
+    "cli": ["cli.py", "__main__.py",
+            "many.py"],  # a folder of specs: runs the CLI's commands for each, concurrently
 }
 
 # layer -> the layers directly beneath it (it may import those and, transitively, everything beneath them).

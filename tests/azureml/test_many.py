@@ -1,0 +1,46 @@
+"""A folder of specs: validate, plan and apply each (its own lock), concurrently, with a combined summary; one
+failing spec does not stop the others and the exit code is the worst one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from test_apply import run
+
+
+def make_folder(workdir, names=("alpha", "beta")):
+    folder = workdir / "specs"
+    folder.mkdir()
+    shutil.move(str(workdir / "data"), folder / "data")
+    text = (workdir / "spec.yaml").read_text()
+    for name in names:
+        (folder / f"{name}.yaml").write_text(text.replace("name: phi3-ultrachat\n", f"name: {name}\n"))
+    (folder / "notes.yaml").write_text("just: some yaml\n")  # not a spec: ignored
+    return folder
+
+
+def test_validate_a_folder_reports_each_spec_and_the_worst_code(workdir, capsys):
+    folder = make_folder(workdir)
+    (folder / "broken.yaml").write_text("apiVersion: finetune/v1\nkind: FineTune\nmetadata: {name: broken}\n")
+    code, out, err = run(capsys, "validate", str(folder))
+    assert code == 1
+    assert "ok             " in out and str(folder / "alpha.yaml") in out and str(folder / "beta.yaml") in out
+    assert "error          " in out and "broken.yaml" in out and "notes.yaml" not in out
+
+
+def test_plan_and_apply_a_folder_against_the_workspace(emu, workdir, capsys):
+    folder = make_folder(workdir)
+    code, out, _ = run(capsys, "plan", str(folder), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert [s["exit_code"] for s in result["specs"]] == [0, 0]
+    assert all(s["result"]["has_changes"] for s in result["specs"])
+    code, _, err = run(capsys, "apply", str(folder))
+    assert code == 1 and "needs --auto-approve" in err
+    code, out, err = run(capsys, "apply", str(folder), "--auto-approve")
+    assert code == 0, out + err
+    assert len(emu.state["jobs"]) == 2 and len(emu.state["endpoints"]) == 2
+    emu.reset_log()
+    code, out, _ = run(capsys, "plan", str(folder), "--detailed-exitcode")
+    assert code == 0 and emu.writes() == []
