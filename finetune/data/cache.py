@@ -3,10 +3,12 @@ its manifest, which is written last and records each file's sha256, size and mti
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,21 @@ def load(cache_dir: Path, key: str) -> PrepareResult | None:
         return None
     roles = {role: _with_path(r, str(entry / Path(r.path).name)) for role, r in result.roles.items()}
     return PrepareResult(result.key, result.source, roles, result.overlap, cache_hit=True)
+
+
+@contextlib.contextmanager
+def building(cache_dir: Path, key: str) -> Iterator[None]:
+    """One builder per entry at a time, across threads and processes (specs of one folder share the cache): an OS
+    file lock on `locks/<key>`, released by the kernel if the builder dies."""
+    import fcntl
+
+    (cache_dir / "locks").mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / "locks" / key, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def begin(cache_dir: Path, key: str) -> Path:

@@ -62,15 +62,18 @@ def prepare(
     resolved = source.resolve(request, _memo_dir(cache_dir))
     key = cache.compute_key(request, resolved.identity)
     hit = cache.load(cache_dir, key)
+    if hit is None:
+        with cache.building(cache_dir, key):
+            hit = cache.load(cache_dir, key)  # another builder may have finished it meanwhile
+            if hit is None:
+                entry = cache.begin(cache_dir, key)
+                roles, overlap = _build(request, resolved, entry, emit)
+                result = PrepareResult(key, resolved.identity, roles, overlap)
+                cache.commit(entry, result)
+                result = cache.materialize(result, out_dir)
     if hit is not None:
         emit(ProgressEvent("cache_hit", message=key))
         result = cache.materialize(hit, out_dir)
-    else:
-        entry = cache.begin(cache_dir, key)
-        roles, overlap = _build(request, resolved, entry, emit)
-        result = PrepareResult(key, resolved.identity, roles, overlap)
-        cache.commit(entry, result)
-        result = cache.materialize(result, out_dir)
     elapsed = time.perf_counter() - started
     emit(ProgressEvent("done", message=key))
     return PrepareResult(result.key, result.source, result.roles, result.overlap, result.cache_hit, elapsed)

@@ -179,3 +179,15 @@ def test_missing_split_and_file_errors(tmp_path: Path, chat_dir: Path) -> None:
 def test_out_dir_none_leaves_files_in_the_cache(tmp_path: Path, chat_dir: Path) -> None:
     res = prepare(_req(chat_dir), None, tmp_path / "cache")
     assert Path(res.roles["train"].path).parent.parent == tmp_path / "cache" / "prepared"
+
+
+def test_threads_preparing_the_same_request_build_it_once_and_all_succeed(tmp_path: Path) -> None:
+    """Specs of one folder share a data cache and plan concurrently: one builds the entry, the others reuse it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    write_jsonl(tmp_path / "src" / "train.jsonl", [chat_row(i, turns=2) for i in range(2000)])
+    req = _req(tmp_path / "src", splits={"train": "train"})
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _i: prepare(req, None, tmp_path / "cache"), range(6)))
+    assert len({r.roles["train"].sha256 for r in results}) == 1
+    assert sum(not r.cache_hit for r in results) == 1
