@@ -28,8 +28,12 @@ def _environment():
     from jinja2 import FileSystemLoader, StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(loader=FileSystemLoader(str(templates_dir())), undefined=StrictUndefined,
-                                keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    from finetune.render.markdown import FILTERS
+
+    env = SandboxedEnvironment(loader=FileSystemLoader(str(templates_dir())), undefined=StrictUndefined,
+                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(FILTERS)  # md, code, money, plan_view, location: the markdown plan's escaping and grouping
+    return env
 
 
 def render_template(template: str, **context) -> str:
