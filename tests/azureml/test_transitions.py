@@ -108,3 +108,37 @@ def test_a_compute_not_created_by_finetune_is_used_and_never_touched(emu, workdi
     code, _, err = run(capsys, "destroy", str(spec), "--all", "--auto-approve")
     assert code == 0, err
     assert "gpu-cluster-big" in emu.state["computes"]
+
+
+def _endpoint_name(emu) -> str:
+    [name] = list(emu.state["endpoints"])
+    return name
+
+
+def test_instance_count_changed_in_the_portal_is_reported_as_drift_and_set_back(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    converge(capsys, spec)
+    client = emu.ml_client()
+    deployment = client.online_deployments.get("demo", endpoint_name=_endpoint_name(emu))
+    deployment.instance_count = 3  # as someone would in the portal: read, change, write (tags kept)
+    client.online_deployments.begin_create_or_update(deployment).result()
+    code, out, _ = run(capsys, "plan", str(spec), "--detailed-exitcode")
+    assert code == 2
+    assert "instance_count: 3 -> 1 (changed outside finetune: apply sets it back)" in out
+    converge(capsys, spec)
+    assert client.online_deployments.get("demo", endpoint_name=_endpoint_name(emu)).instance_count == 1
+    assert_converged(emu, capsys, spec)
+
+
+def test_traffic_moved_outside_finetune_is_routed_back(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    converge(capsys, spec)
+    client = emu.ml_client()
+    endpoint = client.online_endpoints.get(_endpoint_name(emu))
+    endpoint.traffic = {"demo": 0}
+    client.online_endpoints.begin_create_or_update(endpoint).result()
+    code, out, _ = run(capsys, "plan", str(spec))
+    assert "traffic: {} -> {'demo': 100} (changed outside finetune" in out
+    converge(capsys, spec)
+    assert client.online_endpoints.get(_endpoint_name(emu)).traffic == {"demo": 100}
+    assert_converged(emu, capsys, spec)
