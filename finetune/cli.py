@@ -499,6 +499,49 @@ def lock(spec: Path, upgrade: bool, json_out: bool, emulate: bool, var: tuple[st
     say(f"wrote {result.path}: commit it with the spec", "green")
 
 
+@app.command()
+@spec_arg
+@click.option("--to", "to", required=True, type=click.Choice(["azure-cli"]),
+              help="azure-cli: `az ml` CLI v2 YAML files and a README.md with the commands in order.")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--online", is_flag=True, help="Resolve floating references against the target (reads only).")
+@json_opt
+@emulate_opt
+@template_opts
+def export(spec: Path, to: str, folder: Path, online: bool, json_out: bool, emulate: bool, var: tuple[str, ...],
+           var_file: Path | None) -> None:
+    """Write what the spec describes as files another tool runs, from the graph `plan` uses.
+
+    Offline (the default) the lock file pins floating references; --online or --emulate resolves them.
+
+    \b
+    Examples:
+      finetune lock examples/phi3-ultrachat.yaml && finetune export examples/phi3-ultrachat.yaml --to azure-cli out/
+      finetune export examples/phi3-ultrachat.yaml --to azure-cli out/ --online
+    """
+    from finetune.console import print_json, say
+    from finetune.export import check_target, export_azure_cli
+
+    loaded = _load(spec, var, var_file, locked=True)
+    check_target(loaded, to)
+    log = (lambda _m: None) if json_out else _say_stderr
+    if online or emulate:
+        from finetune.session import open_backend
+
+        with open_backend(loaded, emulate=emulate) as backend:
+            result = export_azure_cli(loaded, folder, backend=backend, say=log)
+    else:
+        result = export_azure_cli(loaded, folder, say=log)
+    if json_out:
+        print_json({"ok": True, "to": to, "folder": str(folder), "mode": result.mode,
+                    "files": [*result.files, "README.md"], "commands": result.commands})
+        return
+    for name in result.files:
+        say(f"  {folder / name}")
+    say(f"wrote {len(result.files)} files and {folder / 'README.md'} ({result.mode}): run the commands in "
+        "README.md in order", "green")
+
+
 def _debug_log(exc: BaseException) -> Path:
     folder = Path(os.environ.get("FINETUNE_LOG_DIR") or tempfile.gettempdir())
     folder.mkdir(parents=True, exist_ok=True)
