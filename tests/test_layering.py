@@ -49,7 +49,8 @@ LAYERS: dict[str, list[str]] = {
     "apply": ["apply.py"],
     "testing": ["testing/"],  # the Azure ML emulator: self-contained, opened by session for emulated workspaces
     "session": ["session.py"],  # opening a spec's target: backend (or emulator), journal, lock
-    "workflow": ["workflow.py"],  # the use cases behind the CLI, target-neutral
+    "workflow": ["workflow.py",  # the use cases behind the CLI, target-neutral
+                 "export.py"],  # the graph as `az ml` CLI YAML files
     "cli": ["cli.py", "__main__.py",
             "many.py"],  # a folder of specs: runs the CLI's commands for each, concurrently
 }
