@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,7 +108,7 @@ def commit(entry: Path, result: PrepareResult) -> None:
         st = (entry / Path(r.path).name).stat()
         files[Path(r.path).name] = [st.st_size, st.st_mtime_ns]
     data = {"format_version": FORMAT_VERSION, "files": files, "result": {**result.to_dict(), "cache_hit": False}}
-    tmp = entry / f".{MANIFEST}.{os.getpid()}.tmp"
+    tmp = entry / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}.tmp"
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, entry / MANIFEST)
 
@@ -121,7 +122,7 @@ def materialize(result: PrepareResult, out_dir: Path | None) -> PrepareResult:
     for role, r in result.roles.items():
         src, dst = Path(r.path), out_dir / Path(r.path).name
         if not (dst.exists() and os.path.samefile(src, dst)):
-            tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+            tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.link")
             tmp.unlink(missing_ok=True)
             try:
                 os.link(src, tmp)

@@ -31,8 +31,8 @@ def test_validate_a_folder_reports_each_spec_and_the_worst_code(workdir, capsys)
 
 def test_plan_and_apply_a_folder_against_the_workspace(emu, workdir, capsys):
     folder = make_folder(workdir)
-    code, out, _ = run(capsys, "plan", str(folder), "--json")
-    assert code == 0
+    code, out, err = run(capsys, "plan", str(folder), "--json")
+    assert code == 0, out + err
     result = json.loads(out)
     assert [s["exit_code"] for s in result["specs"]] == [0, 0]
     assert all(s["result"]["has_changes"] for s in result["specs"])

@@ -31,6 +31,7 @@ from finetune.workspace import WorkspaceRef
 PROVISIONING_DONE = {"succeeded", "failed", "canceled"}
 JOB_DONE = {"Completed", "Failed", "Canceled", "NotResponding"}
 RESERVE = 1.2  # managed deployments reserve ~20% extra cores for upgrades
+PIPELINE_BUILD = threading.Lock()
 
 
 def poll_seconds() -> float:
@@ -441,10 +442,13 @@ class AzureMLBackend:
         else:
             existing = obs.read_job(self.ws, name)
             if existing is None:
-                job = self._pipeline_job(resource, ctx)
-                ctx.record("submitting", {"job": name})
-                submitted = call(lambda: self.ws.jobs.create_or_update(job, experiment_name=resource.desired[
-                    "experiment"]), f"submit fine-tuning job {name}")
+                # The SDK's pipeline DSL keeps its building state in globals: two threads building at once (specs
+                # of one folder) mix their nodes up, so building and submitting take turns within the process.
+                with PIPELINE_BUILD:
+                    job = self._pipeline_job(resource, ctx)
+                    ctx.record("submitting", {"job": name})
+                    submitted = call(lambda: self.ws.jobs.create_or_update(job, experiment_name=resource.desired[
+                        "experiment"]), f"submit fine-tuning job {name}")
                 ctx.record("submitted", {"job": submitted.name, "studio_url": getattr(submitted, "studio_url", None)})
             else:
                 ctx.report(f"job {name} was submitted by another apply since the plan: waiting on it")
