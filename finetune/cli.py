@@ -446,21 +446,97 @@ def schema(out: Path | None) -> None:
 
 
 @app.command()
-@click.argument("path", type=click.Path(path_type=Path), default="finetune.yaml")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option("--target", type=click.Choice(["local", "azureml"]), default="local", show_default=True)
 @click.option("--name", help="Spec name (default: from the file name).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def init(path: Path, target: str, name: str | None, force: bool) -> None:
-    """Write a commented starter spec to PATH (default: finetune.yaml)."""
+@click.option("--ci", type=click.Choice(["github"]),
+              help="Instead of a spec, write the CI workflow: plans on pull requests, detached applies on main.")
+@click.option("--repo-root", type=click.Path(path_type=Path, file_okay=False),
+              help="With --ci: the repository root (default: the nearest folder at or above the cwd with .git).")
+@click.option("--specs", "spec_globs", multiple=True, metavar="GLOB",
+              help="With --ci: which files are specs, a glob from the repository root (repeatable; default: every "
+                   "YAML file declaring apiVersion: finetune/v1).")
+@click.option("--pip", "pip_requirement", metavar="REQUIREMENT",
+              help="With --ci: what the workflow pip-installs (default: finetune==this version).")
+def init(path: Path | None, target: str, name: str | None, force: bool, ci: str | None, repo_root: Path | None,
+         spec_globs: tuple[str, ...], pip_requirement: str | None) -> None:
+    """Write a commented starter spec to PATH (default: finetune.yaml), or with --ci github the CI workflow.
+
+    \b
+    Examples:
+      finetune init my-model.yaml --target azureml
+      finetune init --ci github                     # .github/workflows/finetune.yml in this repository
+      finetune init --ci github --specs 'models/*.yaml'
+    """
     from finetune.console import say
     from finetune.render.templates import render_template
+
+    if ci is not None:
+        if path is not None or name is not None:
+            raise FinetuneError("--ci writes the workflow, not a spec: PATH and --name do not apply",
+                                hint="run `finetune init PATH` for a spec and `finetune init --ci github` apart")
+        _init_github_ci(repo_root, spec_globs, pip_requirement, force)
+        return
+    if repo_root is not None or spec_globs or pip_requirement is not None:
+        raise FinetuneError("--repo-root, --specs and --pip go with --ci", hint="add --ci github, or drop them")
     from finetune.schema import SCHEMA_ID
 
+    path = path or Path("finetune.yaml")
     if path.exists() and not force:
         raise FinetuneError(f"{path} already exists", hint="pass --force to overwrite it, or choose another path")
     spec_name = name or path.stem.replace("_", "-").replace(".", "-")
     path.write_text(render_template("init.yaml.j2", target=target, name=spec_name, schema_url=SCHEMA_ID))
     say(f"wrote {path}: edit it, then run `finetune validate {path}` and `finetune plan {path}`", "green")
+
+
+CI_WORKFLOW = Path(".github/workflows/finetune.yml")
+CI_DEFAULT_SPECS = ("**/*.yaml", "**/*.yml")  # narrowed to files with a line `apiVersion: finetune/v1`
+
+
+def _init_github_ci(repo_root: Path | None, spec_globs: tuple[str, ...], pip_requirement: str | None,
+                    force: bool) -> None:
+    """`finetune init --ci github`: render templates/github-workflow.yml.j2 into the repository's workflows."""
+    import glob
+    import re
+
+    from finetune.console import say
+    from finetune.render.templates import render_template
+
+    if repo_root is None:
+        start = Path.cwd().resolve()
+        repo_root = next((folder for folder in (start, *start.parents) if (folder / ".git").exists()), None)
+        if repo_root is None:
+            raise FinetuneError(f"no git repository at or above {start}",
+                                hint="run it inside your repository, pass --repo-root DIR, or run `git init` first")
+    elif not repo_root.is_dir():
+        raise FinetuneError(f"--repo-root {repo_root}: no such folder", hint="pass the folder that holds .git")
+    for pattern in spec_globs:
+        if not pattern.strip() or Path(pattern).is_absolute() or ".." in Path(pattern).parts or "\n" in pattern:
+            raise FinetuneError(f"--specs {pattern!r}: expected a glob relative to the repository root",
+                                hint="e.g. --specs 'models/*.yaml' or --specs '**/*.finetune.yaml'")
+    out = repo_root / CI_WORKFLOW
+    if out.exists() and not force:
+        raise FinetuneError(f"{out} already exists", hint="pass --force to overwrite it")
+    globs = list(spec_globs) or list(CI_DEFAULT_SPECS)
+    text = render_template("github-workflow.yml.j2", version=__version__,
+                           pip_requirement=pip_requirement or f"finetune=={__version__}", spec_globs=globs,
+                           branch="main", branch_ref="'refs/heads/main'", environment="azureml",
+                           cron="17 * * * *", python_version="3.12")
+    # What the workflow would find today (it looks again on every run; tracked files only there).
+    declares = re.compile(r"^apiVersion:[ ]*.?finetune/v1", re.M)
+    found = sorted({Path(match) for pattern in globs for match in glob.glob(pattern, root_dir=repo_root, recursive=True)
+                    if not match.endswith((".lock.yaml", ".lock.yml")) and (repo_root / match).is_file()
+                    and declares.search((repo_root / match).read_text(errors="replace")[:4096])})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    say(f"wrote {out}: plans on pull requests, `apply --detach` on pushes to main, hourly re-applies", "green")
+    if found:
+        say("specs it finds now: " + ", ".join(map(str, found)))
+    else:
+        say("no spec matches yet: the workflow skips until one does (`finetune init PATH` writes one)", "yellow")
+    say("next: set secrets AZURE_CLIENT_ID, AZURE_TENANT_ID, AZURE_SUBSCRIPTION_ID and the environment azureml "
+        "(see the comments at the top of the file); commit the specs' lock files (`finetune lock SPEC`)")
 
 
 @app.command()
