@@ -9,9 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from finetune.backends.azureml.client import ClientOptions, default_options
-from finetune.testing import AzureMLEmulator
+from emulated import emulated_workspace
 
 HERE = Path(__file__).parent
 SPEC = HERE / "phi3-emulated.yaml"
@@ -34,10 +32,5 @@ def workdir(tmp_path) -> Path:
 
 @pytest.fixture
 def emu(monkeypatch, fast_stream):
-    with AzureMLEmulator(acceleration=1_000_000.0) as emulator:
-        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", emulator.subscription_id)
-        monkeypatch.setenv("AZURE_RESOURCE_GROUP", emulator.resource_group)
-        monkeypatch.setenv("AZUREML_WORKSPACE_NAME", emulator.workspace_name)
-        options = ClientOptions(transport=emulator.transport, credential=emulator.credential, polling_interval=0.001)
-        with default_options(options):
-            yield emulator
+    with emulated_workspace(monkeypatch, 1_000_000.0) as emulator:
+        yield emulator

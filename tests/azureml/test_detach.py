@@ -6,22 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from emulated import emulated_workspace
 from test_apply import apply
-
-from finetune.backends.azureml.client import ClientOptions, default_options
-from finetune.testing import AzureMLEmulator
 
 
 @pytest.fixture
 def slow_emu(monkeypatch, fast_stream):
     """Simulated time that only moves when the test says so: training stays Running until `advance`."""
-    with AzureMLEmulator(acceleration=1.0) as emulator:
-        monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", emulator.subscription_id)
-        monkeypatch.setenv("AZURE_RESOURCE_GROUP", emulator.resource_group)
-        monkeypatch.setenv("AZUREML_WORKSPACE_NAME", emulator.workspace_name)
-        options = ClientOptions(transport=emulator.transport, credential=emulator.credential, polling_interval=0.001)
-        with default_options(options):
-            yield emulator
+    with emulated_workspace(monkeypatch, 1.0) as emulator:
+        yield emulator
 
 
 def test_detached_apply_submits_once_and_the_next_apply_finishes(slow_emu, workdir, capsys):
