@@ -82,7 +82,10 @@ def test_a_failed_job_is_retried_once_deterministically_then_adopted(emu, workdi
     assert "retry" in reason.lower() and failed in reason and "Failed" in reason, \
         f"plan must say training runs again as a retry after {failed} failed, said {job['reasons']}"
     planned_name = job["after"]["name"]
-    assert planned_name != failed, "the retry must not reuse the failed attempt's name"
+    assert planned_name == f"{failed}-a2", \
+        f"plan must name the retry {failed}-a2 (attempt 2 of the same fingerprint), named it {planned_name}"
+    assert "attempt 2" in reason and planned_name in reason, \
+        f"plan must say the retry runs as attempt 2 ({planned_name}), said {job['reasons']}"
 
     emu.reset_log()
     code, _, err = apply(capsys, spec)
@@ -97,9 +100,13 @@ def test_a_failed_job_is_retried_once_deterministically_then_adopted(emu, workdi
         f"the retry's name must be the first attempt's plus an attempt number (2), got {retry}"
     assert not re.search(r"\d{8,}", retry), f"the retry's name must carry no timestamp, got {retry}"
     assert attempts == {failed: "Failed", retry: "Completed"}, attempts
-    active = [v for v in emu.state["models"][MODEL]["versions"].values() if not v["properties"]["isArchived"]]
-    assert [v["properties"]["tags"].get("finetune.job") for v in active] == [retry], \
-        "exactly one active model version, registered from the retry"
+    tags = {n: emu.state["jobs"][n.lower()]["properties"]["tags"] for n in (failed, retry)}
+    assert tags[retry][FINGERPRINT] == fingerprint and tags[retry].get("finetune.attempt") == "2", \
+        f"the retry must carry the same fingerprint and finetune.attempt 2: {tags[retry]}"
+    assert tags[failed].get("finetune.attempt") == "1", f"the first attempt must be tagged attempt 1: {tags[failed]}"
+    versions = emu.state["models"][MODEL]["versions"]
+    assert [v["properties"]["tags"].get("finetune.job") for v in versions.values()] == [retry], \
+        f"exactly one model version, registered from the retry: {versions}"
 
     out = assert_zero_write_reapply(emu, capsys, spec, "apply #3 after the retry completed")
     assert "Nothing to do" in out
@@ -122,11 +129,11 @@ def test_auth_mode_change_replaces_the_endpoint_and_everything_inside_it(emu, wo
 
     edit(spec, "auth_mode: key", "auth_mode: aml_token")
     plan = plan_changes(capsys, spec)
-    actions = {a: plan[a]["action"] for a in (ENDPOINT, DEPLOYMENT, TRAFFIC, SMOKE)}
+    actions = {a: plan[a]["action"] if a in plan else None for a in (ENDPOINT, DEPLOYMENT, TRAFFIC, SMOKE)}
     assert actions[ENDPOINT] == "replace", f"auth_mode cannot change in place: {actions}"
-    for inside in (DEPLOYMENT, TRAFFIC, SMOKE):
-        assert actions[inside] != "noop", \
-            f"{inside} lives inside the replaced endpoint and is lost with it, yet plan says noop: {actions}"
+    expected = {ENDPOINT: "replace", DEPLOYMENT: "replace", TRAFFIC: "update", SMOKE: "create"}
+    assert actions == expected, \
+        f"what lives inside the replaced endpoint is lost with it and must be planned again: {actions}"
     assert plan["job.finetune"]["action"] == "noop", "re-creating the endpoint must not retrain"
 
     emu.reset_log()
@@ -189,6 +196,42 @@ def test_destroy_twice_second_is_a_zero_write_noop(emu, workdir, capsys):
     assert writes(emu) == [], writes(emu)
 
 
+def test_reapply_after_destroy_all_restores_the_data_and_adopts_the_job(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    code, _, err = apply(capsys, spec)
+    assert code == 0, err
+    [job_name] = [j["name"] for j in emu.state["jobs"].values()]
+    data_versions = {name: sorted(d["versions"]) for name, d in emu.state["data"].items()}
+    code, _, err = run(capsys, "destroy", str(spec), "--all", "--auto-approve")
+    assert code == 0, err
+    assert all(v["properties"]["isArchived"] for d in emu.state["data"].values() for v in d["versions"].values()), \
+        "destroy --all archives the spec's data versions"
+
+    plan = plan_changes(capsys, spec)
+    data = {a: plan[a] for a in ("data.train", "data.test")}  # the registered splits (the sample stays local)
+    assert all(c["action"] == "update" and "restored" in " ".join(c["reasons"]) for c in data.values()), \
+        "archived data of the same content must be planned as restored: " \
+        f"{[(a, c['action'], c['reasons']) for a, c in data.items()]}"
+    assert plan["job.finetune"]["action"] == "noop", \
+        f"the completed job must be adopted after destroy --all, planned {plan['job.finetune']}"
+
+    emu.reset_log()
+    code, _, err = apply(capsys, spec)
+    assert code == 0, f"the re-apply after destroy --all exited {code}: {err[-2000:]}"
+    ops = [op for _, op, _ in writes(emu)]
+    assert "blob.put" not in ops, f"restoring archived data must not upload it again: {ops}"
+    assert {name: sorted(d["versions"]) for name, d in emu.state["data"].items()} == data_versions, \
+        "restoring must not register new data versions"
+    assert not any(v["properties"]["isArchived"] for d in emu.state["data"].values() for v in d["versions"].values()), \
+        "the data versions must be restored (unarchived)"
+    assert "jobs.create" not in ops and [j["name"] for j in emu.state["jobs"].values()] == [job_name], \
+        f"the completed job {job_name} must be adopted, not trained again: {sorted(emu.state['jobs'])}"
+    active = [v for v in emu.state["models"][MODEL]["versions"].values() if not v["properties"]["isArchived"]]
+    assert len(active) == 1, f"exactly one active model version after the re-apply: {emu.state['models'][MODEL]}"
+    assert len(our_endpoints(emu)) == 1
+    assert_zero_write_reapply(emu, capsys, spec, "after the restoring re-apply")
+
+
 # ---- 5. destroy, status and invoke need only the target ---------------------------------------------------------
 def test_status_invoke_destroy_work_without_the_data_folder(emu, workdir, capsys, monkeypatch):
     spec = workdir / "spec.yaml"
@@ -220,7 +263,37 @@ def test_status_invoke_destroy_work_without_the_data_folder(emu, workdir, capsys
     assert our_endpoints(emu) == {}, f"destroy must delete the endpoint, left {list(our_endpoints(emu))}"
 
 
-# ---- 6. faults on a re-apply -------------------------------------------------------------------------------------
+# ---- 6. drift: a change made outside finetune is reported and set back ------------------------------------------
+def test_instance_count_drift_is_reported_and_set_back(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    code, _, err = apply(capsys, spec)
+    assert code == 0, err
+    [name] = our_endpoints(emu)
+    client = emu.ml_client()
+    deployment = client.online_deployments.get("demo", endpoint_name=name)
+    deployment.instance_count = 3  # as in the portal: read, change, write (tags kept)
+    client.online_deployments.begin_create_or_update(deployment).result()
+    assert emu.state["endpoints"][name]["deployments"]["demo"]["sku"]["capacity"] == 3
+
+    code, out, err = run(capsys, "plan", str(spec))
+    assert code == 0, err
+    assert "instance_count: 3 -> 1 (changed outside finetune" in out, f"plan must report the drift: {out[-2000:]}"
+    plan = plan_changes(capsys, spec)
+    assert plan[DEPLOYMENT]["action"] == "update", plan[DEPLOYMENT]
+    assert plan["job.finetune"]["action"] == "noop"
+
+    emu.reset_log()
+    code, _, err = apply(capsys, spec)
+    assert code == 0, f"the apply setting the drift back exited {code}: {err[-2000:]}"
+    ops = [op for _, op, _ in writes(emu)]
+    assert "onlineDeployments.create" in ops or "onlineDeployments.update" in ops, ops
+    assert not any(op.startswith(("jobs.", "models.", "data.", "computes.")) for op in ops), ops
+    assert client.online_deployments.get("demo", endpoint_name=name).instance_count == 1
+    assert emu.state["endpoints"][name]["body"]["properties"]["traffic"] == {"demo": 100}
+    assert_zero_write_reapply(emu, capsys, spec, "after setting the drift back")
+
+
+# ---- 7. faults on a re-apply -------------------------------------------------------------------------------------
 def test_throttled_reads_on_a_converged_reapply_write_nothing(emu, workdir, capsys):
     spec = workdir / "spec.yaml"
     code, _, err = apply(capsys, spec)
