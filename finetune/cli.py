@@ -664,12 +664,13 @@ def main(argv: list[str] | None = None) -> None:
     from finetune.many import folder_of
 
     args = list(argv if argv is not None else sys.argv[1:])
-    with plain_when_not_styled(), json_only_stdout(wants_json(args)):
+    as_json = wants_json(args)
+    with plain_when_not_styled(), json_only_stdout(as_json):
         folder = folder_of(args)
         if folder is not None:
             from finetune.many import run_folder
 
-            code = run_folder(args, folder, run)
+            code = run_folder(args, folder, run, as_json)
         else:
             code = run(args)
     sys.exit(code)

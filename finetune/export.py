@@ -86,12 +86,12 @@ def export_azure_cli(loaded: LoadedSpec, folder: Path, *, backend=None, say: Say
         from finetune.dataprep import prepare_data
         from finetune.graph import build_graph
         from finetune.plan.planner import offline_facts
-        from finetune.session import offline_workspace_identity
+        from finetune.session import offline_target
 
         _require_pins(loaded, offline_facts(loaded))  # before preparing: a floating label fails in no time
         say("preparing data (cached when unchanged)")
         data = prepare_data(loaded)
-        facts = offline_facts(loaded, data.hashes(), offline_workspace_identity(loaded))
+        facts = offline_facts(loaded, data.hashes(), offline_target(loaded)[0])
         graph = build_graph(loaded.spec, facts)
         files = {role: result.path for role, result in data.roles.items()}
         mode = "offline"

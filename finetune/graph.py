@@ -164,7 +164,7 @@ def build_graph(spec: Spec, facts: ResolvedFacts) -> Graph:
     train_hashes = {role: data_hashes[role] for role in data_hashes if role != "sample"}
     job_fp = fingerprint(model_ref, train_hashes, effective, component_ref if azure else "local")
     job_desired = {
-        "name": job_name(spec, job_fp, facts.job_attempt), "experiment": spec.experiment,
+        "name": job_name(spec, job_fp, facts.job_attempt), "attempt": facts.job_attempt, "experiment": spec.experiment,
         "display_name": spec.finetune.display_name or _display_name(spec, effective),
         "model": model_ref, "component": component_ref if azure else "local-lora", "compute": spec.compute.name if
         azure and spec.compute else "local", "num_nodes": spec.finetune.num_nodes, "parameters": effective,

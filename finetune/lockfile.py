@@ -7,7 +7,9 @@ not cover (another model, another dataset) is reported, never silently re-resolv
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -139,7 +141,7 @@ def moved(old: Lock | None, new: Lock) -> list[str]:
 
 def write_lock(path: Path, lock: Lock) -> None:
     try:
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # racing applies
         tmp.write_text(lock.to_yaml())
         tmp.replace(path)
     except OSError as exc:
@@ -147,9 +149,7 @@ def write_lock(path: Path, lock: Lock) -> None:
                             hint="check the folder's permissions") from None
 
 
-def resolved_pins(facts: Any, data_source: dict[str, Any] | None) -> dict[str, str]:
-    """What a plan resolved, in the lock's terms: model and component versions, the hub data's commit."""
-    found = {"model": facts.model_version, "component": facts.component_version}
-    if data_source and data_source.get("kind") == "hub" and data_source.get("commit"):
-        found["data"] = data_source["commit"]
+def resolved_pins(facts: Any) -> dict[str, str]:
+    """What a plan resolved (ResolvedFacts), in the lock's terms: model and component versions, the data's commit."""
+    found = {"model": facts.model_version, "component": facts.component_version, "data": facts.data_commit}
     return {k: str(v) for k, v in found.items() if v}

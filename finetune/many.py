@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,11 +81,12 @@ class Outcome:
     seconds: float
 
 
-def run_folder(args: list[str], folder: Path, run: Callable[[list[str]], int]) -> int:
+def run_folder(args: list[str], folder: Path, run: Callable[[list[str]], int], as_json: bool) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from finetune import console
 
     command = args[0]
-    as_json = "--json" in args or ("--format" in args and "json" in args)
     if "--emulate" in args:
         return _refuse("--emulate rehearses one spec at a time; give a spec file, not a folder")
     if "--out" in args:

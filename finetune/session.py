@@ -61,24 +61,17 @@ def _emulated(loaded: LoadedSpec):
             os.environ.pop("FINETUNE_POLL_SECONDS", None)
 
 
-def offline_workspace_identity(loaded: LoadedSpec) -> str | None:
-    """The workspace an offline plan names (spec, environment or config.json), when it is fully given."""
+def offline_target(loaded: LoadedSpec) -> tuple[str | None, dict[str, str]]:
+    """For a plan that does not read the target: the workspace identity (spec, environment or config.json, when
+    fully given) and the plan's `target` block. The workspace is resolved once for both."""
+    target = {"kind": loaded.spec.target.kind.value, "mode": "offline"}
     if loaded.spec.target.kind is not TargetKind.AZUREML:
-        return None
+        return None, target
     from finetune.workspace import resolve_workspace
 
     workspace = resolve_workspace(loaded.spec.target.azureml, loaded.base_dir)
-    return workspace.identity if workspace.complete else None
-
-
-def offline_target(loaded: LoadedSpec) -> dict[str, str]:
-    """The plan's `target` block when the target is not read."""
-    target = {"kind": loaded.spec.target.kind.value, "mode": "offline"}
-    if loaded.spec.target.kind is TargetKind.AZUREML:
-        from finetune.workspace import resolve_workspace
-
-        target["workspace"] = resolve_workspace(loaded.spec.target.azureml, loaded.base_dir).describe()
-    return target
+    target["workspace"] = workspace.describe()
+    return (workspace.identity if workspace.complete else None), target
 
 
 def _runs_dir(loaded: LoadedSpec, backend: Backend):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from finetune.apply import ApplyResult, Progress, run_changes
@@ -16,7 +17,7 @@ from finetune.errors import FinetuneError
 from finetune.graph import Graph, ResolvedFacts, build_graph, is_known, resolved_endpoint_name
 from finetune.plan.model import Action, Change, Observed, Plan
 from finetune.plan.planner import facts_from_observed, make_plan, offline_facts
-from finetune.session import journal_for, offline_target, offline_workspace_identity
+from finetune.session import journal_for, offline_target
 from finetune.spec.load import LoadedSpec
 
 Say = Callable[[str], None]
@@ -34,8 +35,9 @@ class Planned:
 def offline_plan(loaded: LoadedSpec) -> Plan:
     """Everything as to-create, from the spec, the offline catalog and the data cache alone."""
     probe = probe_data(loaded)
-    facts = offline_facts(loaded, probe.hashes if probe.cached else None, offline_workspace_identity(loaded))
-    return make_plan(loaded, facts, None, target=offline_target(loaded))
+    identity, target = offline_target(loaded)
+    facts = offline_facts(loaded, probe.hashes if probe.cached else None, identity)
+    return make_plan(loaded, facts, None, target=target)
 
 
 def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepare: bool = True) -> Planned:
@@ -61,8 +63,10 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
     observed = backend.observe(graph, files)
     settled = facts_from_observed(facts, graph, observed)
     if settled != facts:  # e.g. the registered version or the job's attempt: names that embed them are now known
-        facts, graph = settled, build_graph(loaded.spec, settled)
-        observed = backend.observe(graph, files)
+        renamed = build_graph(loaded.spec, settled)
+        if _names(renamed) != _names(graph):  # what observation looks up by name moved: read those again
+            observed = backend.observe(renamed, files)
+        facts, graph = settled, renamed
     preflight = backend.preflight(graph, observed)
     plan = make_plan(loaded, facts, observed, preflight=preflight, target=backend.target_info(), graph=graph)
     return Planned(plan, graph, observed, facts, files)
@@ -84,7 +88,7 @@ def write_first_lock(loaded: LoadedSpec, planned: Planned) -> str | None:
     path = lock_path(loaded)
     if loaded.locked or path.exists() or not floating(loaded):
         return None
-    lock = lock_for(loaded, resolved_pins(planned.facts, {"kind": "hub", "commit": planned.facts.data_commit}))
+    lock = lock_for(loaded, resolved_pins(planned.facts))
     if not lock.pins:
         return None
     write_lock(path, lock)
@@ -101,7 +105,17 @@ class Locked:
 def lock_spec(loaded: LoadedSpec, backend: Backend, upgrade: bool, say: Say) -> Locked:
     """Resolve the spec's floating references and pin them. Without `upgrade`, pins already in the lock stay and
     only what it does not cover is resolved; with it, everything moves to what the references mean now."""
-    from finetune.lockfile import Lock, floating, lock_for, lock_path, moved, read_lock, resolved_pins, uncovered
+    from finetune.lockfile import (
+        Lock,
+        floating,
+        lock_for,
+        lock_path,
+        moved,
+        read_lock,
+        resolved_pins,
+        uncovered,
+        write_lock,
+    )
 
     path = lock_path(loaded)
     old = read_lock(path)
@@ -110,22 +124,25 @@ def lock_spec(loaded: LoadedSpec, backend: Backend, upgrade: bool, say: Say) -> 
         return Locked(str(path), [], False)
     if old is not None and not upgrade and not uncovered(loaded, old):
         return Locked(str(path), [], False)
-    data_source = None
+    commit = None
     if "data" in refs:
         say("resolving the dataset's commit (preparing data, cached when unchanged)")
-        data_source = prepare_data(loaded).source
+        commit = (prepare_data(loaded).source or {}).get("commit")
     say("resolving model and component versions")
-    facts, _ = backend.resolve(loaded, offline_facts(loaded, None, backend.workspace_identity))
-    new = lock_for(loaded, resolved_pins(facts, data_source))
+    facts, _ = backend.resolve(loaded, replace(offline_facts(loaded, None, backend.workspace_identity),
+                                               data_commit=commit))
+    new = lock_for(loaded, resolved_pins(facts))
     if old is not None and not upgrade:  # keep what was pinned; add only what the lock did not cover
         keep = {w: p for w, p in old.pins.items() if w in refs and (p.name, p.requested) == refs[w]}
         new = Lock(new.spec, {**new.pins, **keep})
     lines = moved(old, new)
     if lines or old is None:
-        from finetune.lockfile import write_lock
-
         write_lock(path, new)
     return Locked(str(path), lines, bool(lines) or old is None)
+
+
+def _names(graph: Graph) -> dict[str, object]:
+    return {a: (r.name, r.desired.get("name")) for a, r in graph.resources.items()}
 
 
 def check_saved_plan(saved: Plan, fresh: Plan) -> None:
@@ -188,9 +205,9 @@ def destroy_changes(loaded: LoadedSpec, backend: Backend, include_all: bool) -> 
 
 
 def run_destroy(loaded: LoadedSpec, teardown: Teardown, backend: Backend, progress: Progress) -> ApplyResult:
-    plan = make_plan(loaded, offline_facts(loaded, None, backend.workspace_identity), {},
-                     target=backend.target_info(), graph=teardown.graph)
-    plan = replace(plan, changes=tuple(teardown.changes))
+    plan = Plan(spec_name=loaded.spec.metadata.name, spec_path=str(loaded.path), spec_digest=loaded.digest,
+                target=backend.target_info(), changes=tuple(teardown.changes),
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     observed: dict[str, Observed | None] = dict(teardown.owned)
     return run_changes(plan, teardown.graph, backend, observed, journal_for(loaded, backend), progress,
                        max_workers=1)

@@ -53,12 +53,12 @@ def planner_graph(spec: Path):
     from finetune.dataprep import prepare_data
     from finetune.graph import build_graph
     from finetune.plan.planner import offline_facts
-    from finetune.session import offline_workspace_identity
+    from finetune.session import offline_target
     from finetune.spec.load import load_spec
     from finetune.workflow import with_lock
 
     loaded = with_lock(load_spec(spec))
-    facts = offline_facts(loaded, prepare_data(loaded).hashes(), offline_workspace_identity(loaded))
+    facts = offline_facts(loaded, prepare_data(loaded).hashes(), offline_target(loaded)[0])
     return build_graph(loaded.spec, facts)
 
 

@@ -100,7 +100,7 @@ def _change_for(resource: Resource, current: Observed | None, upstream: list[Cha
         if replaced_endpoint is not None and kind in INSIDE_ENDPOINT:
             return _change(resource, Action.CREATE, f"created in the new endpoint ({replaced_endpoint.address} is "
                                                     "replaced)")
-        return _change(resource, Action.CREATE, _absent_reason(resource, current))
+        return _change(resource, Action.CREATE, _absent_reason(resource))
     before = current.properties
     if not current.managed and kind == "compute":
         return _change(resource, Action.NOOP, "exists and was not created by finetune: used as it is, never "
@@ -152,7 +152,7 @@ def _smoke_test_change(resource: Resource, current: Observed | None, upstream: l
     return _change(resource, Action.NOOP, "passed for this model already", before=current.properties)
 
 
-def _absent_reason(resource: Resource, current: Observed | None) -> str:
+def _absent_reason(resource: Resource) -> str:
     if resource.kind == "model":
         return "a new model version will be registered from the fine-tuning job"
     return "does not exist"

@@ -29,7 +29,6 @@ from finetune.spec.load import LoadedSpec
 from finetune.workspace import WorkspaceRef
 
 PROVISIONING_DONE = {"succeeded", "failed", "canceled"}
-JOB_DONE = {"Completed", "Failed", "Canceled", "NotResponding"}
 RESERVE = 1.2  # managed deployments reserve ~20% extra cores for upgrades
 PIPELINE_BUILD = threading.Lock()
 
@@ -473,7 +472,7 @@ class AzureMLBackend:
                 last = shown
             if status == "Completed":
                 return {"name": name, "metrics": metrics, "studio_url": getattr(job, "studio_url", None)}
-            if status in JOB_DONE:
+            if status in obs.JOB_DONE:
                 error = self._job_error(name)
                 raise FinetuneError(f"fine-tuning job {name} ended {status}{': ' + error if error else ''}",
                                     hint=f"see the job's logs in Azure ML studio ({getattr(job, 'studio_url', '')}); "
@@ -522,17 +521,12 @@ class AzureMLBackend:
         job.name = d["name"]
         job.display_name = d["display_name"]
         job.experiment_name = d["experiment"]
-        job.tags = self.tags(resource, **{obs.ATTEMPT_TAG: str(self._attempt(resource))})
+        job.tags = self.tags(resource, **{obs.ATTEMPT_TAG: str(d["attempt"])})
         job.properties = {**(job.properties or {}), obs.INPUTS_PROPERTY: json.dumps(training_inputs(d),
                                                                                    sort_keys=True)}
         job.settings.force_rerun = d["force_rerun"]
         job.settings.continue_on_step_failure = d["continue_on_step_failure"]
         return job
-
-    def _attempt(self, resource: Resource) -> int:
-        base = self._base_job_name(resource)
-        name = str(resource.desired["name"])
-        return 1 if name == base else int(name.rsplit("-a", 1)[1])
 
     def _apply_model(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         """One model version per training run, however many applies race: adopt a version registered from this
