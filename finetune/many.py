@@ -85,6 +85,7 @@ def run_folder(args: list[str], folder: Path, run: Callable[[list[str]], int], a
     from concurrent.futures import ThreadPoolExecutor
 
     from finetune import console
+    from finetune.backends.shared_reads import shared_reads
 
     command = args[0]
     if "--emulate" in args:
@@ -112,7 +113,9 @@ def run_folder(args: list[str], folder: Path, run: Callable[[list[str]], int], a
         return Outcome(spec, code, local.out.getvalue(), local.err.getvalue(), time.monotonic() - begun)
 
     try:
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(specs)), thread_name_prefix="spec") as pool:
+        # specs naming the same registry model, component or workspace read each of those once between them
+        with shared_reads(live=command != "apply"), ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(specs)),
+                                                thread_name_prefix="spec") as pool:
             outcomes = list(pool.map(one, specs))
     finally:
         sys.stdout, sys.stderr = saved

@@ -42,7 +42,8 @@ LAYERS: dict[str, list[str]] = {
                "console.py"],  # terminal output (styling, JSON); used by the CLI only
     "state": ["state.py"],  # the local state folder: apply's journal and per-target lock
     "dataprep": ["dataprep.py"],  # the spec's data: section as a data-layer request, and where it is prepared
-    "backend seam": ["backends/__init__.py", "backends/base.py"],  # the Backend protocol the engine knows
+    "backend seam": ["backends/__init__.py", "backends/base.py",  # the Backend protocol the engine knows
+                     "backends/shared_reads.py"],  # reads a folder of specs shares
     "backends": ["backends/azureml/", "backends/local/",
                  "invoke.py",  # smoke-test request and response shapes, shared by both backends
                  "workspace.py"],  # which Azure ML workspace a spec targets (no SDK)

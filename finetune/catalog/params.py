@@ -8,6 +8,7 @@ and the submitted job all see the same values.
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,15 @@ class ParameterError(ValueError):
         self.hint = hint
 
 
+@functools.cache
+def _enum_by_lower(enum: tuple[str, ...]) -> dict[str, str]:
+    """An enum's values by their lower-case form (some enums list hundreds of values; a plan normalizes dozens)."""
+    by_lower: dict[str, str] = {}
+    for value in enum:
+        by_lower.setdefault(value.lower(), value)
+    return by_lower
+
+
 def normalize(spec: ComponentInput, value: Any) -> str | int | float:
     """Convert `value` to the form the component input expects, or raise ParameterError."""
     if spec.is_asset:
@@ -58,8 +68,8 @@ def normalize(spec: ComponentInput, value: Any) -> str | int | float:
     if spec.type == "string":
         text = _string_form(value)
         if spec.enum is not None:
-            if text.lower() in {e.lower() for e in spec.enum} and text not in spec.enum:
-                text = next(e for e in spec.enum if e.lower() == text.lower())
+            if text not in spec.enum:
+                text = _enum_by_lower(tuple(spec.enum)).get(text.lower(), text)
             if text not in spec.enum:
                 close = difflib.get_close_matches(text, list(spec.enum), n=1, cutoff=0.5)
                 raise ParameterError(f"{value!r} is not one of {', '.join(repr(e) for e in spec.enum)}",

@@ -13,6 +13,9 @@ import yaml
 
 from finetune.errors import Diagnostics, Location
 
+# libyaml's parser when PyYAML was built with it (composes the same nodes and marks, ~5x faster)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 Path = tuple[str | int, ...]
 
 
@@ -101,7 +104,7 @@ def load_yaml(text: str, file: str, diags: Diagnostics) -> tuple[Any, SourceMap]
     """Parse `text`; problems go to `diags`. Returns (data or None, source map)."""
     source = SourceMap(file)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

@@ -44,3 +44,28 @@ def test_plan_and_apply_a_folder_against_the_workspace(emu, workdir, capsys):
     emu.reset_log()
     code, out, _ = run(capsys, "plan", str(folder), "--detailed-exitcode")
     assert code == 0 and emu.writes() == []
+
+
+def test_a_folder_plan_reads_shared_registry_facts_once_and_each_specs_own_state(emu, workdir, capsys):
+    folder = make_folder(workdir, names=("alpha", "beta", "gamma"))
+    emu.reset_log()
+    code, out, err = run(capsys, "plan", str(folder), "--json")
+    assert code == 0, out + err
+    operations = [r.operation for r in emu.service.log.records]
+    # facts the three specs share: read once between them
+    for shared in ("registry.models.getVersion", "registry.components.listVersions", "vmSizes.list", "usages.list",
+                   "jobs.list"):
+        assert operations.count(shared) == 1, (shared, operations)
+    # each spec's own resources: read by each
+    assert operations.count("onlineEndpoints.get") == 3 and operations.count("models.listVersions") == 3
+
+
+def test_a_folder_apply_shares_registry_facts_but_reads_live_state_per_spec(emu, workdir, capsys):
+    folder = make_folder(workdir, names=("alpha", "beta"))
+    emu.reset_log()
+    code, out, err = run(capsys, "apply", str(folder), "--auto-approve")
+    assert code == 0, out + err
+    operations = [r.operation for r in emu.service.log.records]
+    assert operations.count("registry.models.getVersion") == 1
+    # one spec's writes must be visible to the other's plan: quota and jobs are read by each
+    assert operations.count("usages.list") >= 2 and operations.count("jobs.list") >= 2

@@ -21,6 +21,7 @@ from finetune.backends.azureml.client import ClientOptions, make_registry_client
 from finetune.backends.azureml.errors import call
 from finetune.backends.azureml.modelinfo import ModelInfo, model_info
 from finetune.backends.base import StepContext, registered_model
+from finetune.backends.shared_reads import read_once
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known, training_inputs
 from finetune.invoke import build_request, parse_response
@@ -127,22 +128,28 @@ class AzureMLBackend:
 
         def get_model():
             client = self.registry(model.registry) if model.registry else self.ws
+            key = (id(client), "model", model.name, model.version, model.label)
             if model.version:
-                return call(lambda: client.models.get(model.name, version=model.version),
-                            f"model {model.registry}/{model.name} version {model.version}")
-            return call(lambda: client.models.get(model.name, label=model.label or "latest"),
-                        f"model {model.registry}/{model.name} label {model.label or 'latest'}")
+                return read_once(key, lambda: call(lambda: client.models.get(model.name, version=model.version),
+                                                   f"model {model.registry}/{model.name} version {model.version}"))
+            return read_once(key, lambda: call(lambda: client.models.get(model.name, label=model.label or "latest"),
+                                               f"model {model.registry}/{model.name} label {model.label or 'latest'}"))
 
         def get_component():
             client = self.registry(component.registry)
+            key = (id(client), "component", component.name, component.version, component.label)
             if component.version:
-                return call(lambda: client.components.get(component.name, version=component.version),
-                            f"component {component.registry}/{component.name} {component.version}")
-            return call(lambda: client.components.get(component.name, label=component.label or "latest"),
-                        f"component {component.registry}/{component.name} label {component.label or 'latest'}")
+                return read_once(key, lambda: call(
+                    lambda: client.components.get(component.name, version=component.version),
+                    f"component {component.registry}/{component.name} {component.version}"))
+            return read_once(key, lambda: call(
+                lambda: client.components.get(component.name, label=component.label or "latest"),
+                f"component {component.registry}/{component.name} label {component.label or 'latest'}"))
 
         def get_sizes():
-            return {s.name.lower(): s for s in call(lambda: list(self.ws.compute.list_sizes()), "list VM sizes")}
+            sizes = read_once((id(self.ws), "vm sizes"), lambda: call(lambda: list(self.ws.compute.list_sizes()),
+                                                                       "list VM sizes"))
+            return {s.name.lower(): s for s in sizes}
 
         self._resolving = {"model": self._pool.submit(get_model), "component": self._pool.submit(get_component),
                            "sizes": self._pool.submit(get_sizes)}
@@ -339,7 +346,9 @@ class AzureMLBackend:
 
     def _read_usage(self) -> dict[str, tuple[int, int]]:
         table = {}
-        for usage in call(lambda: list(self.ws.compute.list_usage()), "list quota usage"):
+        usages = read_once((id(self.ws), "quota usage"), lambda: call(lambda: list(self.ws.compute.list_usage()),
+                                                                        "list quota usage"), live=True)
+        for usage in usages:
             # The family name is a dict, a UsageName-like object or a string, depending on the SDK version.
             name = usage.name.get("value") if isinstance(usage.name, dict) else getattr(usage.name, "value", None) \
                 or str(usage.name)

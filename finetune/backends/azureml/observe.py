@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from finetune.backends.azureml.errors import call, is_not_found
+from finetune.backends.shared_reads import read_once
 from finetune.graph import FORMAT_TAGS, Resource
 from finetune.plan.model import Observed
 
@@ -37,7 +38,9 @@ def tier_name(value: str | None) -> str:
 
 
 def observe_compute(ws, resource: Resource, spec_name: str) -> Observed | None:
-    compute = _get_or_none(lambda: ws.compute.get(resource.name), f"read compute {resource.name}")
+    compute = read_once((id(ws), "compute", resource.name.lower()),
+                        lambda: _get_or_none(lambda: ws.compute.get(resource.name), f"read compute {resource.name}"),
+                        live=True)
     if compute is None:
         return None
     props = {"name": compute.name, "size": compute.size, "tier": tier_name(getattr(compute, "tier", None)),
@@ -126,7 +129,8 @@ def created_at(job) -> str:
 
 def list_spec_jobs(ws, spec_name: str) -> dict[str, Any]:
     """Jobs carrying finetune's tags (one paged read), by lowercase name; filtered to this spec locally."""
-    jobs = call(lambda: list(ws.jobs.list(tag=FORMAT_TAGS["spec"])), "list jobs")
+    jobs = read_once((id(ws), "jobs"), lambda: call(lambda: list(ws.jobs.list(tag=FORMAT_TAGS["spec"])), "list jobs"),
+                     live=True)
     return {job.name.lower(): job for job in jobs if (job.tags or {}).get(FORMAT_TAGS["spec"]) == spec_name}
 
 
