@@ -413,11 +413,11 @@ class AzureMLBackend:
             current = call(get, f"read {what}")
             state = (current.provisioning_state or "").lower()
             if state != last:
-                ctx.report(f"{what}: {current.provisioning_state}")
+                ctx.report(f"{what}: {obs.state_name(current.provisioning_state)}")
                 last = state
             if state in PROVISIONING_DONE:
                 if state != "succeeded":
-                    raise FinetuneError(f"{what} ended {current.provisioning_state}")
+                    raise FinetuneError(f"{what} ended {obs.state_name(current.provisioning_state)}")
                 return {"name": current.name}
             time.sleep(min(poll_seconds(), 5))
 

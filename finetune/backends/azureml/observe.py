@@ -46,8 +46,14 @@ def observe_compute(ws, resource: Resource, spec_name: str) -> Observed | None:
     props = {"name": compute.name, "size": compute.size, "tier": tier_name(getattr(compute, "tier", None)),
              "min_instances": compute.min_instances, "max_instances": compute.max_instances,
              "idle_time_before_scale_down": compute.idle_time_before_scale_down}
-    return Observed(True, props, status=compute.provisioning_state, managed=managed_by(compute.tags, spec_name),
-                    fingerprint=fingerprint_tag(compute.tags))
+    return Observed(True, props, status=state_name(compute.provisioning_state),
+                    managed=managed_by(compute.tags, spec_name), fingerprint=fingerprint_tag(compute.tags))
+
+
+def state_name(state: Any) -> str | None:
+    """A provisioning state as the service spells it ("Succeeded"): the SDK hands back enums whose str() is
+    "ProvisioningState.SUCCEEDED"."""
+    return None if state is None else str(getattr(state, "value", state))
 
 
 def fingerprint_tag(tags: dict[str, Any] | None) -> str | None:
@@ -208,8 +214,8 @@ def observe_endpoint(ws, resource: Resource, spec_name: str) -> Observed | None:
     if endpoint is None:
         return None
     props = {"name": endpoint.name, "auth_mode": endpoint.auth_mode, "description": endpoint.description}
-    return Observed(True, props, status=endpoint.provisioning_state, managed=managed_by(endpoint.tags, spec_name),
-                    fingerprint=fingerprint_tag(endpoint.tags),
+    return Observed(True, props, status=state_name(endpoint.provisioning_state),
+                    managed=managed_by(endpoint.tags, spec_name), fingerprint=fingerprint_tag(endpoint.tags),
                     details={"scoring_uri": endpoint.scoring_uri, "traffic": dict(endpoint.traffic or {}),
                              "tags": dict(endpoint.tags or {})})
 
@@ -240,8 +246,9 @@ def deployment_observed(deployment, endpoint: str, spec_name: str) -> Observed:
         "max_concurrent_requests_per_instance": settings.max_concurrent_requests_per_instance if settings else None,
     }
     tags = deployment.tags or {}
-    return Observed(True, {k: v for k, v in props.items() if v is not None}, status=deployment.provisioning_state,
-                    managed=managed_by(tags, spec_name), fingerprint=fingerprint_tag(tags),
+    return Observed(True, {k: v for k, v in props.items() if v is not None},
+                    status=state_name(deployment.provisioning_state), managed=managed_by(tags, spec_name),
+                    fingerprint=fingerprint_tag(tags),
                     details={"address": tags.get(FORMAT_TAGS["address"])})
 
 
