@@ -64,6 +64,11 @@ class ResolvedFacts:
     registered_version: str | None = None  # the model version already registered from this training run
     data_commit: str | None = None  # the hub dataset's commit the prepared data came from
     job_attempt: int = 1  # which attempt of this fingerprint the job is (2 after one failed attempt, ...)
+    data_stats: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> the data step's counts
+    # The local target: this machine's measured training throughput (calibration) and the trainer's own
+    # effective parameters with their sources (target and library defaults included).
+    throughput: dict[str, Any] | None = None
+    trainer_parameters: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -163,14 +168,19 @@ def build_graph(spec: Spec, facts: ResolvedFacts) -> Graph:
     component_ref = f"{component.registry}/{component.name}@{facts.component_version or component.version or UNKNOWN}"
     train_hashes = {role: data_hashes[role] for role in data_hashes if role != "sample"}
     job_fp = fingerprint(model_ref, train_hashes, effective, component_ref if azure else "local")
-    job_desired = {
-        "name": job_name(spec, job_fp, facts.job_attempt), "attempt": facts.job_attempt, "experiment": spec.experiment,
-        "display_name": spec.finetune.display_name or _display_name(spec, effective),
-        "model": model_ref, "component": component_ref if azure else "local-lora", "compute": spec.compute.name if
-        azure and spec.compute else "local", "num_nodes": spec.finetune.num_nodes, "parameters": effective,
-        "data": {role: data_hashes[role] for role in train_hashes},
-        "force_rerun": spec.finetune.force_rerun, "continue_on_step_failure": spec.finetune.continue_on_step_failure,
-    }
+    job_desired: dict[str, Any] = {
+        "name": job_name(spec, job_fp, facts.job_attempt), "attempt": facts.job_attempt, "experiment": spec.experiment}
+    if azure:  # the pipeline job's settings; the local trainer has none of them
+        job_desired.update({"display_name": spec.finetune.display_name or _display_name(spec, effective),
+                            "model": model_ref, "component": component_ref,
+                            "compute": spec.compute.name if spec.compute else "local",
+                            "num_nodes": spec.finetune.num_nodes})
+    else:
+        job_desired["model"] = model_ref
+    job_desired.update({"parameters": effective, "data": {role: data_hashes[role] for role in train_hashes}})
+    if azure:
+        job_desired.update({"force_rerun": spec.finetune.force_rerun,
+                            "continue_on_step_failure": spec.finetune.continue_on_step_failure})
     job_deps = tuple(a for a in [compute_address, *data_addresses] if a)
     resources.append(Resource("job.finetune", "job", "finetune", job_desired, job_deps, job_fp))
 
@@ -178,8 +188,9 @@ def build_graph(spec: Spec, facts: ResolvedFacts) -> Graph:
     model_address = f"model.{model.name}"
     version = model.version if model.version != "auto" else (facts.registered_version or UNKNOWN)
     model_desired = {"name": model.name, "version": version,
-                     "description": model.description, "job": job_desired["name"], "type": "mlflow_model",
-                     "path": f"azureml://jobs/{job_desired['name']}/outputs/trained_model" if azure else "local"}
+                     "description": model.description, "job": job_desired["name"], "type": "mlflow_model"}
+    if azure:  # locally the model is registered from the job's folder in MLflow
+        model_desired["path"] = f"azureml://jobs/{job_desired['name']}/outputs/trained_model"
     resources.append(Resource(model_address, "model", model.name, model_desired, ("job.finetune",), job_fp))
 
     if spec.endpoint is not None:
@@ -193,20 +204,27 @@ def _endpoint_resources(spec: Spec, facts: ResolvedFacts, resources: list[Resour
     assert endpoint is not None
     name = resolved_endpoint_name(spec, facts)
     ep_address = f"endpoint.{endpoint.name}"
-    ep_desired = {"name": name, "auth_mode": endpoint.auth_mode, "description": endpoint.description}
+    azure = spec.target.kind is TargetKind.AZUREML
+    # A local endpoint is a record in the state folder: no auth, one server per deployment, no probes or timeouts.
+    ep_desired = {"name": name, "auth_mode": endpoint.auth_mode, "description": endpoint.description} if azure else \
+        {"name": name, "description": endpoint.description}
     resources.append(Resource(ep_address, "endpoint", name, ep_desired, (), fingerprint(ep_desired)))
     blue_green = endpoint.rollout == "blue_green"
     version = model_desired["version"]
     actual = {d.name: (f"{d.name}-v{version}" if blue_green else d.name) for d in endpoint.deployments}
     deployment_addresses = []
     for deployment in endpoint.deployments:
-        desired = {
-            "name": actual[deployment.name], "endpoint": name, "sku": deployment.sku, "instance_count":
-            deployment.instance_count, "model": f"{model_desired['name']}@{version}",
-            "liveness_probe": deployment.liveness_probe.model_dump(),
-            "request_timeout_ms": deployment.request_timeout_ms,
-            "max_concurrent_requests_per_instance": deployment.max_concurrent_requests_per_instance,
-        }
+        desired: dict[str, Any] = {"name": actual[deployment.name], "endpoint": name}
+        if azure:
+            desired.update({
+                "sku": deployment.sku, "instance_count": deployment.instance_count,
+                "model": f"{model_desired['name']}@{version}",
+                "liveness_probe": deployment.liveness_probe.model_dump(),
+                "request_timeout_ms": deployment.request_timeout_ms,
+                "max_concurrent_requests_per_instance": deployment.max_concurrent_requests_per_instance,
+            })
+        else:
+            desired["model"] = f"{model_desired['name']}@{version}"
         address = f"deployment.{endpoint.name}/{deployment.name}"
         deployment_addresses.append(address)
         settings = {k: v for k, v in desired.items() if k != "model"}

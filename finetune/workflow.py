@@ -36,7 +36,7 @@ def offline_plan(loaded: LoadedSpec) -> Plan:
     """Everything as to-create, from the spec, the offline catalog and the data cache alone."""
     probe = probe_data(loaded)
     identity, target = offline_target(loaded)
-    facts = offline_facts(loaded, probe.hashes if probe.cached else None, identity)
+    facts = offline_facts(loaded, probe.hashes if probe.cached else None, identity, probe.stats)
     return make_plan(loaded, facts, None, target=target)
 
 
@@ -53,7 +53,7 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
         data = cached_data(loaded)
     files = {role: result.path for role, result in data.roles.items()} if data else {}
     hashes = data.hashes() if data else {}
-    facts = replace(offline_facts(loaded, hashes, backend.workspace_identity),
+    facts = replace(offline_facts(loaded, hashes, backend.workspace_identity, data.role_stats() if data else None),
                     data_commit=(data.source or {}).get("commit") if data else None)
     backend.prefetch(build_graph(loaded.spec, facts))  # reads that do not wait for resolution start now
     say("resolving model and component versions")

@@ -1,4 +1,4 @@
-"""Offline facts the validator and planner rely on: VM sizes, component inputs, known models, naming rules.
+"""Offline facts the validator and planner rely on: VM sizes, GPU speeds, component inputs, known models, naming rules.
 
 The data files live in `finetune/catalog/data/` (sources in SOURCES.md); this module only loads and looks up.
 """
@@ -83,6 +83,36 @@ def similar_sku(name: str) -> str | None:
     return lowered[close[0]] if close else None
 
 
+# ---- GPU speeds (for the training-time estimate) ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GpuPerformance:
+    name: str  # the catalog's key: a GPU type, or type@memory where a type comes in variants (H100@94 = NVL)
+    half_tflops: float  # peak dense 16-bit tensor rate (precision 16)
+    fp32_tflops: float  # peak FP32 rate (precision 32)
+    source: str
+
+
+@cache
+def _gpu_data() -> dict[str, Any]:
+    return json.loads(_read("gpus.json"))
+
+
+def gpu_performance(gpu_type: str, gpu_mem_gb: float | None = None) -> GpuPerformance | None:
+    """Peak TFLOP/s of one GPU of this type (the variant with this memory size first, e.g. H100 NVL at 94 GB)."""
+    table = _gpu_data()["gpus"]
+    for key in ([f"{gpu_type}@{gpu_mem_gb:g}"] if gpu_mem_gb else []) + [gpu_type]:
+        if key in table:
+            entry = table[key]
+            return GpuPerformance(key, float(entry["half"]), float(entry["fp32"]), entry["source"])
+    return None
+
+
+def training_assumptions() -> dict[str, Any]:
+    """Utilization range, FLOPs per token, multi-GPU efficiency and fixed overhead, each with its reasoning."""
+    return _gpu_data()["training"]
+
+
 # ---- components -----------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -152,6 +182,8 @@ class KnownModel:
     finetune_skus: tuple[str, ...]
     inference_skus: tuple[str, ...]
     model_specific_defaults: dict[str, str]
+    parameters: int | None = None  # the base model's size, for the training-time estimate
+    parameters_source: str = ""
 
 
 @cache
@@ -163,6 +195,7 @@ def _models() -> dict[str, KnownModel]:
             finetune_skus=tuple(m["finetune_compute_allow_list"]),
             inference_skus=tuple(m["inference_compute_allow_list"]),
             model_specific_defaults=dict(m["model_specific_defaults"]),
+            parameters=m.get("parameters"), parameters_source=m.get("parameters_source", ""),
         )
         for name, m in raw.items()
     }

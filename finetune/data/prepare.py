@@ -44,7 +44,7 @@ def probe(request: PrepareRequest, cache_dir: Path) -> ProbeResult:
     hit = cache.load(cache_dir, key)
     if hit is None:
         return ProbeResult(False, key, {}, "not prepared yet")
-    return ProbeResult(True, key, hit.hashes())
+    return ProbeResult(True, key, hit.hashes(), stats=hit.role_stats())
 
 
 def prepare(

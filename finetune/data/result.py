@@ -86,6 +86,10 @@ class PrepareResult:
         """role -> sha256 of its JSONL file: what data-asset versions and the training fingerprint use."""
         return {role: r.sha256 for role, r in self.roles.items()}
 
+    def role_stats(self) -> dict[str, dict[str, int]]:
+        """role -> counts of its kept rows (rows, turns, chars, approx_tokens): what the time estimate uses."""
+        return {role: dict(r.stats) for role, r in self.roles.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -119,3 +123,4 @@ class ProbeResult:
     key: str | None
     hashes: dict[str, str]
     reason: str = ""
+    stats: dict[str, dict[str, int]] = field(default_factory=dict)  # role -> counts, when cached

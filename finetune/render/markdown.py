@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from finetune.render.cost_text import NOT_STARTED, budget_line, money, training_summary
+
 # Backslash-escaped in running text and table cells: CommonMark allows escaping any ASCII punctuation, and these are
 # the ones that start emphasis, code, links, strikethrough, inline HTML or (`|`) end a table cell.
 _SIGNIFICANT = re.compile(r"([\\`*_\[\]<>|~])")
@@ -37,10 +39,6 @@ def md_code(value: Any) -> str:
     pad = " " if text.startswith("`") or text.endswith("`") or (text.startswith(" ") and text.endswith(" ")) else ""
     # GitHub splits table cells on `|` before it parses code spans; `\|` stays a literal `|` inside the span.
     return f"{fence}{pad}{text.replace('|', chr(92) + '|')}{pad}{fence}"
-
-
-def money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
 
 
 def _plain(value: Any) -> str:
@@ -100,10 +98,14 @@ def plan_view(plan: dict[str, Any]) -> dict[str, Any]:
         "unchanged": sum(1 for c in changes if c["action"] == "noop" and not c["blocked_by"]),
         "pins": [{**p, "pending": _placeholder(str(p["resolved"]))} for p in plan["pins"]],
         "any_locked": any(p.get("locked") for p in plan["pins"]),
-        "cost_items": list(cost.get("items") or []),
-        "training_per_hour": cost.get("training_per_hour"),
+        "training": training_summary(cost),
+        "not_started": NOT_STARTED,
+        "deployments": [d for d in cost.get("deployments") or [] if d.get("sku")],
         "endpoint_per_hour": cost.get("endpoint_per_hour"),
         "endpoint_per_day": cost.get("endpoint_per_day"),
+        "endpoint_per_month": cost.get("endpoint_per_month"),
+        "budget": {"line": budget_line(cost["budget"]), **cost["budget"]} if cost.get("budget") else None,
+        "cost_assumptions": list(cost.get("assumptions") or []),
         "cost_notes": list(cost.get("notes") or []),
         "parameters": list(plan["parameters"]),
         "dropped": sorted(plan["dropped_parameters"].items()),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from finetune.render.cost_text import cost_lines
+
 Line = tuple[str, str | None]
 
 STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim",
@@ -40,7 +42,7 @@ def render_plan(plan: dict[str, Any], *, verbose: bool = False) -> list[Line]:
         lines.append(("", None))
 
     lines.extend(_parameter_lines(plan))
-    lines.extend(_cost_lines(plan["cost"]))
+    lines.extend(cost_lines(plan["cost"]))
     lines.extend(_diagnostic_lines(plan["diagnostics"]))
     lines.append((summary_line(plan), "bold"))
     if plan["blocked"]:
@@ -102,29 +104,6 @@ def _parameter_lines(plan: dict[str, Any]) -> list[Line]:
         lines.append((f"  {p['name']:<{width}}  {str(p['value']):<{value_width}}  {p['source']}{note}", style))
     for name, why in plan["dropped_parameters"].items():
         lines.append((f"  dropped {name}: {why}", "yellow"))
-    lines.append(("", None))
-    return lines
-
-
-def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:,.2f}"
-
-
-def _cost_lines(cost: dict[str, Any]) -> list[Line]:
-    if not cost:
-        return []
-    lines: list[Line] = [("Cost estimate:", "bold")]
-    for item in cost.get("items", []):
-        lines.append((f"  {item['what']}: {item['sku']} x {item['count']} {item['unit']}"
-                      f"{'s' if item['count'] != 1 else ''} = {_money(item['usd_per_hour'])}/hour, {item['when']}",
-                      None))
-    if cost.get("training_per_hour") is not None and cost.get("items"):
-        lines.append((f"  training: {_money(cost['training_per_hour'])}/hour while the job runs", None))
-    if cost.get("endpoint_per_hour"):
-        lines.append((f"  endpoint: {_money(cost['endpoint_per_hour'])}/hour = "
-                      f"{_money(cost['endpoint_per_day'])}/day until `finetune destroy`", None))
-    for note in cost.get("notes", []):
-        lines.append((f"  note: {note}", "dim"))
     lines.append(("", None))
     return lines
 

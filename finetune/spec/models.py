@@ -267,6 +267,15 @@ class SmokeTestSpec(_Model):
                                                                    "do_sample": True, "max_new_tokens": 200})
 
 
+class BudgetSpec(_Model):
+    """Spending limits checked by every plan: a plan whose estimate goes over one is blocked (exit 3)."""
+
+    max_training_usd: float | None = Field(None, ge=0, description="Most a training run may cost (USD, list "
+                                           "price): blocked when the high end of the estimate is above it")
+    max_endpoint_usd_per_day: float | None = Field(None, ge=0, description="Most the endpoint's deployments may "
+                                                   "cost per day (USD, list price x 24 h)")
+
+
 class Spec(_Model):
     """A fine-tuning lifecycle: base model, data, compute, training, registered model, endpoint, smoke test."""
 
@@ -282,6 +291,7 @@ class Spec(_Model):
     registered_model: RegisteredModelSpec
     endpoint: EndpointSpec | None = None
     smoke_test: SmokeTestSpec = SmokeTestSpec()
+    budget: BudgetSpec | None = Field(None, description="Spending limits: a plan over one is blocked")
 
     @property
     def experiment(self) -> str:

@@ -185,6 +185,17 @@ CASES = [
          target=_drift(TRAFFIC, traffic={})),
     Case("smoke-not-run", "smoke test: not run for this model -> create", {SMOKE: "create"},
          target=_absent(SMOKE)),
+    # budget
+    Case("budget-exceeded", "job, deployment: the estimate is over the spec's budget -> blocked, with the figures",
+         {JOB: "create", DEP: "create", EP: "create"},
+         spec_edits=(("smoke_test:\n", "budget:\n  max_training_usd: 5\n  max_endpoint_usd_per_day: 50\n\n"
+                      "smoke_test:\n"),),
+         target=_absent(COMPUTE, "data.train", "data.test", JOB, MODEL, EP, DEP, TRAFFIC, SMOKE)),
+    Case("budget-within", "job, deployment: the estimate is within the spec's budget -> not blocked",
+         {JOB: "create", DEP: "update"}, spec_edits=(("smoke_test:\n", "budget:\n  max_training_usd: 50\n  "
+                                                     "max_endpoint_usd_per_day: 100\n\nsmoke_test:\n"),
+                                                    ("learning_rate: 5e-6", "learning_rate: 2e-5")),
+         facts={"registered_version": None}, target=_previous_run),
 ]
 
 
@@ -222,7 +233,14 @@ def base_facts() -> dict[str, Any]:
             "model_version": "15",
             "model_id": "azureml://registries/azureml/models/Phi-3-mini-4k-instruct/versions/15",
             "component_version": "0.0.82", "gpus_per_node": 1, "registered_version": "1",
-            "data_hashes": {"train": "a" * 64, "test": "b" * 64, "sample": "c" * 64}}
+            "data_hashes": {"train": "a" * 64, "test": "b" * 64, "sample": "c" * 64},
+            # illustrative counts of about the size of 5% of ultrachat_200k, so the estimate shows real hours
+            "data_stats": {"train": {"rows": 10000, "turns": 60000, "chars": 48000000, "approx_tokens": 12000000,
+                                     "max_row_approx_tokens": 4000},
+                           "test": {"rows": 1000, "turns": 6000, "chars": 4800000, "approx_tokens": 1200000,
+                                    "max_row_approx_tokens": 4000},
+                           "sample": {"rows": 1000, "turns": 6000, "chars": 4800000, "approx_tokens": 1200000,
+                                      "max_row_approx_tokens": 4000}}}
 
 
 def facts_for(loaded: Any, values: dict[str, Any]) -> Any:

@@ -24,7 +24,8 @@ REGEN = os.environ.get("FINETUNE_REGEN_GOLDEN") == "1"
 GOLDEN = Path(__file__).parent / "golden"
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "phi3-ultrachat.yaml"
-CASES = ["all-absent", "endpoint-replace", "endpoint-not-ours", "deployment-drift", "job-failed-retry"]
+CASES = ["all-absent", "endpoint-replace", "endpoint-not-ours", "deployment-drift", "job-failed-retry",
+         "budget-exceeded"]
 SUMMARY_LABELS = {"create": "to create", "update": "to update", "replace": "to replace", "delete": "to destroy",
                   "read": "to wait for", "noop": "unchanged"}
 
@@ -201,7 +202,8 @@ def test_offline_plan_of_the_example_through_the_cli(capsys, monkeypatch, tmp_pa
     assert "**Offline plan:** the target was not read, so every resource is shown as to-create." in text
     assert summary_counts(text)["to create"] == 10 and summary_counts(text)["to update"] == 0
     assert "| dataset | `HuggingFaceH4/ultrachat_200k` | `main` | _known after apply_ | not pinned |" in text
-    assert "- Endpoint: **$3.67/hour** ($88.15/day) until `finetune destroy`." in text
+    assert ("- Endpoint: **$3.67/hour** ($88.15/day, $2,681.29/month) until `finetune destroy`: `demo` on "
+            "`Standard_NC24ads_A100_v4` x 1") in text
 
 
 def test_no_changes_says_so_and_waits_are_listed():

@@ -98,7 +98,7 @@ class LocalBackend:
             elif resource.kind == "endpoint":
                 record = self._read(self.endpoint_file(d["name"]))
                 observed[address] = None if record is None else Observed(
-                    True, {k: record.get(k) for k in ("name", "auth_mode", "description")},
+                    True, {k: record.get(k) for k in ("name", "description")},
                     details={"traffic": record.get("traffic", {}), "smoke_test": record.get("smoke_test")})
             elif resource.kind == "deployment":
                 status = server.server_status(self.server_file(d["endpoint"], d["name"]))
@@ -242,7 +242,7 @@ class LocalBackend:
     def _apply_endpoint(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         d = resource.desired
         record = self._read(self.endpoint_file(d["name"])) or {}
-        record.update({"name": d["name"], "auth_mode": d["auth_mode"], "description": d["description"]})
+        record.update({"name": d["name"], "description": d["description"]})
         self._write(self.endpoint_file(d["name"]), record)
         return {"name": d["name"]}
 
