@@ -263,6 +263,10 @@ def apply(spec: Path, auto_approve: bool, detach: bool, json_out: bool, emulate:
             say(f"Smoke test answer: {smoke['answer'] or '(empty)'}")
         for line in where:
             say(line)
+        from finetune.render.cost_text import estimate_vs_actual
+
+        for line in estimate_vs_actual(planned.plan.cost, outputs.get("job.finetune")):
+            say(line)
 
 
 def _say_detached(result) -> None:

@@ -108,7 +108,7 @@ TRAINING_INPUTS = ("model", "component", "data", "parameters")
 
 def training_inputs(job_desired: dict[str, Any]) -> dict[str, Any]:
     """What decides a training run (the fingerprint's parts), as recorded on each job to explain the next one."""
-    return {key: job_desired[key] for key in TRAINING_INPUTS}
+    return {key: job_desired[key] for key in TRAINING_INPUTS if key in job_desired}  # local runs: no component
 
 
 def data_asset_name(spec: Spec, role: str) -> str:

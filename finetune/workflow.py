@@ -17,8 +17,9 @@ from finetune.errors import FinetuneError
 from finetune.graph import Graph, ResolvedFacts, build_graph, is_known, resolved_endpoint_name
 from finetune.plan.model import Action, Change, Observed, Plan
 from finetune.plan.planner import facts_from_observed, make_plan, offline_facts
-from finetune.session import journal_for, offline_target
+from finetune.session import journal_for, offline_target, open_backend
 from finetune.spec.load import LoadedSpec
+from finetune.spec.models import TargetKind
 
 Say = Callable[[str], None]
 
@@ -37,6 +38,10 @@ def offline_plan(loaded: LoadedSpec) -> Plan:
     probe = probe_data(loaded)
     identity, target = offline_target(loaded)
     facts = offline_facts(loaded, probe.hashes if probe.cached else None, identity, probe.stats)
+    if loaded.spec.target.kind is TargetKind.LOCAL:  # this machine's caches (trainer defaults, measured speed)
+        with open_backend(loaded) as backend:
+            facts = backend.training_facts(build_graph(loaded.spec, facts), facts, {}, measure=False,
+                                           say=lambda _m: None)
     return make_plan(loaded, facts, None, target=target)
 
 
@@ -67,6 +72,9 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
         if _names(renamed) != _names(graph):  # what observation looks up by name moved: read those again
             observed = backend.observe(renamed, files)
         facts, graph = settled, renamed
+    job = observed.get("job.finetune")
+    adopted = job is not None and job.exists and job.status in ("Completed", "Running")
+    facts = backend.training_facts(graph, facts, files, measure=prepare and not adopted, say=say)
     preflight = backend.preflight(graph, observed)
     plan = make_plan(loaded, facts, observed, preflight=preflight, target=backend.target_info(), graph=graph)
     return Planned(plan, graph, observed, facts, files)

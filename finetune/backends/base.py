@@ -59,6 +59,11 @@ class Backend(Protocol):
     def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
         """Resolve floating references (model/component labels), model defaults, GPUs per node."""
 
+    def training_facts(self, graph: Graph, facts: ResolvedFacts, data_files: dict[str, str], *, measure: bool,
+                       say: Callable[[str], None]) -> ResolvedFacts:
+        """What the target adds about training for the plan: the local trainer's own effective parameters and this
+        machine's measured throughput (a calibration run when `measure`); Azure ML returns `facts` as they are."""
+
     def observe(self, graph: Graph, data_files: dict[str, str]) -> dict[str, Observed | None]:
         """Read every resource of the graph (concurrently where the target allows)."""
 

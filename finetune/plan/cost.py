@@ -116,7 +116,7 @@ def _azure_training(spec: Spec, parameters: dict[str, Any], data_stats: dict[str
         cost["notes"].append("training time: known once the data is prepared (`finetune data prepare SPEC`, or a "
                              "plan that is not --offline)")
         return
-    cost["training"]["workload"] = work.describe()
+    cost["training"].update(workload=work.describe(), tokens=round(work.train_tokens * work.epochs))
     overhead = assumptions["overhead_hours"]
     cost["assumptions"].append(f"tokens: the data step's count (content characters / 4) + "
                                f"{assumptions['template_tokens_per_message']} per message for the chat template")
@@ -192,7 +192,10 @@ def _local_training(spec: Spec, parameters: dict[str, Any], data_stats: dict[str
                     throughput: dict[str, Any] | None, cost: dict[str, Any]) -> None:
     if throughput is None:
         cost["notes"].append("training time: measured by a short calibration run on this machine, which a plan "
-                             "that is not --offline makes (once, cached)")
+                             "that is not --offline makes before training (once per machine and model, cached)")
+        return
+    if "error" in throughput:
+        cost["notes"].append(f"training time: unknown, {throughput['error']}")
         return
     rate = throughput["tokens_per_second"]
     work = workload(parameters, data_stats, world_size=1, tokens_per_row=0,
@@ -204,12 +207,13 @@ def _local_training(spec: Spec, parameters: dict[str, Any], data_stats: dict[str
         f"{throughput['measured_at']}, cached)",
         f"tokens: the data step's count x {throughput['tokens_per_data_token']:.2f}, the tokenizer's tokens per "
         "counted token on the calibration rows (chat template included)",
-        f"fixed {throughput['setup_seconds']:.0f} s: imports and model loading, as measured",
+        f"fixed {throughput['setup_seconds']:.0f} s: imports, model loading and saving, as measured; a machine "
+        "busier than at calibration trains slower",
     ]
     if work is None:
         cost["notes"].append("training time: known once the data is prepared (`finetune data prepare SPEC`)")
         return
-    cost["training"]["workload"] = work.describe()
+    cost["training"].update(workload=work.describe(), tokens=round(work.train_tokens * work.epochs))
     eval_speedup = 2.0 if str(parameters.get("apply_lora")) == "true" else 3.0  # forward only (see gpus.json)
     setup = throughput["setup_seconds"]
     low = (_seconds(work, rate["high"], eval_speedup) + setup) / 3600

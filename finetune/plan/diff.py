@@ -163,7 +163,7 @@ def input_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     changes = []
     if before.get("model") != after.get("model"):
         changes.append(f"base model {before.get('model')} -> {after.get('model')}")
-    if before.get("component") != after.get("component"):
+    if "component" in after and before.get("component") != after.get("component"):
         changes.append(f"component {before.get('component')} -> {after.get('component')}")
     old_data, new_data = before.get("data") or {}, after.get("data") or {}
     for role in sorted(set(old_data) | set(new_data)):

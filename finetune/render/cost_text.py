@@ -127,3 +127,26 @@ def cost_lines(cost: dict[str, Any]) -> list[Line]:
     lines += [(f"  note: {note}", "dim") for note in cost.get("notes", [])]
     lines.append(("", None))
     return lines
+
+
+def estimate_vs_actual(cost: dict[str, Any], job: dict[str, Any] | None) -> list[str]:
+    """After a training run: how long it took and how fast, next to what the plan estimated (so the estimate can be
+    checked). Nothing when the apply trained nothing (the job was adopted) or the run measured nothing."""
+    if not job or job.get("train_seconds") is None:
+        return []
+    took = (job.get("job_seconds") or job["train_seconds"]) / 3600
+    hours = cost.get("training_hours")
+    verdict = ""
+    if hours:
+        where = "within" if hours["low"] <= took <= hours["high"] else ("under" if took < hours["low"] else "over")
+        verdict = f"; estimated {durations(hours['low'], hours['high'])}: {where} the estimate"
+    lines = [f"Training took {duration(took)}{verdict}"]
+    estimated = cost.get("training") or {}
+    if job.get("train_tokens") is not None and job.get("tokens_per_second"):
+        text = f"  {job['train_tokens']:,} tokens at {job['tokens_per_second']:,.0f} tokens/s"
+        rate = estimated.get("tokens_per_second")
+        if rate:
+            text += f" (estimated {rate['low']:,.0f}-{rate['high']:,.0f} tokens/s"
+            text += f", {estimated['tokens']:,} tokens)" if estimated.get("tokens") else ")"
+        lines.append(text)
+    return lines

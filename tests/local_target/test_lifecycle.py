@@ -75,7 +75,12 @@ def test_local_lifecycle(spec, capsys):
     code, out, err = run(capsys, "apply", str(spec), "--auto-approve")
     assert code == 0, err
     assert "Smoke test answer:" in out
+    # the run is set against the plan's estimate (from this machine's calibration), so the estimate can be checked
+    took = next(line for line in out.splitlines() if line.startswith("Training took "))
+    assert "; estimated " in took and took.endswith(("within the estimate", "under the estimate", "over the estimate"))
+    assert "tokens/s (estimated " in out
     state = spec.parent / ".finetune"
+    assert len(list((state / "cache" / "throughput").glob("*.json"))) == 1
     assert (state / "mlflow.db").exists()
     jobs = list((state / "jobs").iterdir())
     assert len(jobs) == 1
@@ -95,7 +100,7 @@ def test_local_lifecycle(spec, capsys):
     # an unchanged spec does not retrain
     code, out, err = run(capsys, "apply", str(spec), "--auto-approve")
     assert code == 0, err
-    assert "Nothing to do" in out
+    assert "Nothing to do" in out and "Training took" not in out
     assert len(list((state / "jobs").iterdir())) == 1
 
     # a killed server is noticed by status and restarted by apply

@@ -10,6 +10,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -240,6 +241,11 @@ class AzureMLBackend:
         from finetune.graph import job_name
 
         return job_name(self.spec, resource.fingerprint)
+
+    def training_facts(self, graph: Graph, facts: ResolvedFacts, data_files: dict[str, str], *, measure: bool,
+                       say: Callable[[str], None]) -> ResolvedFacts:
+        """The estimate comes from the catalog (model size, the SKU's GPUs); nothing to measure or add here."""
+        return facts
 
     def observe(self, graph: Graph, data_files: dict[str, str]) -> dict[str, Observed | None]:
         futures: dict[str, Future] = {}

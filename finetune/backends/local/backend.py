@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +145,30 @@ class LocalBackend:
                                                                                      endpoint})
         return retired
 
+    def training_facts(self, graph: Graph, facts: ResolvedFacts, data_files: dict[str, str], *, measure: bool,
+                       say: Callable[[str], None]) -> ResolvedFacts:
+        """The trainer's effective parameters (library defaults included) and this machine's measured throughput:
+        cached, or measured by a short calibration run when `measure` and the training data is here."""
+        from finetune.backends.local import calibrate
+        from finetune.backends.local.params import trainer_parameters
+
+        job = graph.resources["job.finetune"]
+        config = self._train_config(job, {"train": "", **data_files})
+        cache = self.root / "cache"
+        throughput = calibrate.cached(cache, config)
+        if throughput is None and measure and data_files.get("train"):
+            say("measuring this machine's training speed for the time estimate (once per machine and model)")
+            try:
+                throughput = calibrate.measure(config, cache)
+            except calibrate.CalibrationError as exc:
+                throughput = {"error": str(exc)}
+        spec_params = dict(self.spec.finetune.parameters)
+        parameters = trainer_parameters(config, spec_params, seed_from_tiny=self.spec.model.tiny is not None and
+                                        "seed" not in spec_params,
+                                        has_eval=any(f"data.{r}" in graph.resources for r in ("validation", "test")),
+                                        libraries=calibrate.cached_libraries(cache))
+        return replace(facts, throughput=throughput, trainer_parameters=parameters)
+
     def preflight(self, graph: Graph, observed: dict[str, Observed | None]) -> list[Diagnostic]:
         from finetune.backends.local.config import DEFAULT_PARAMETERS
 
@@ -223,7 +250,7 @@ class LocalBackend:
             raise FinetuneError(f"training ended {final.state.value}: {final.error or 'see the log'}",
                                 hint=f"log: {log}; fix the cause and apply again (it resumes from a checkpoint)")
         return {"name": resource.desired["name"], "model_dir": final.model_dir, "run_id": final.mlflow_run_id,
-                "metrics": final.metrics}
+                "metrics": final.metrics, **_measured(final.raw)}
 
     def _apply_model(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         from finetune.backends.local import registry
@@ -386,3 +413,15 @@ class LocalBackend:
                 extra["loss_png"] = str(png)
                 extra["loss_plot"] = lossplot.ascii_plot(series, ascii_only=True).splitlines()
         return extra
+
+
+def _measured(status: dict[str, Any]) -> dict[str, Any]:
+    """What the finished run measured, for apply's estimate-vs-actual line: trainer seconds, tokens, tokens/s and
+    the whole job's wall time (imports, loading and saving included)."""
+    found = {k: status[k] for k in ("train_seconds", "train_tokens", "tokens_per_second") if status.get(k) is not None}
+    try:
+        found["job_seconds"] = round((datetime.fromisoformat(status["ended_at"])
+                                      - datetime.fromisoformat(status["started_at"])).total_seconds(), 1)
+    except (KeyError, TypeError, ValueError):
+        pass
+    return found

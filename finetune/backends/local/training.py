@@ -165,12 +165,11 @@ def _counting_trainer_class() -> Any:
     return CountingTrainer
 
 
-def training_arguments(config: LocalTrainConfig, device: str, has_eval: bool) -> tuple[Any, str]:
-    from transformers import TrainingArguments
-
+def trainer_settings(config: LocalTrainConfig, device: str, has_eval: bool) -> dict[str, Any]:
+    """The TrainingArguments this trainer sets (precision flags aside); everything else keeps the library's default.
+    Torch-free, so a plan can list them."""
     prm = config.parameters
-    flags, precision = precision_flags(prm["precision"], device)
-    args = TrainingArguments(
+    return dict(
         output_dir=str(paths(config.output_dir)["checkpoints"]),
         num_train_epochs=prm["num_train_epochs"],
         max_steps=prm["max_steps"],
@@ -194,9 +193,14 @@ def training_arguments(config: LocalTrainConfig, device: str, has_eval: bool) ->
         remove_unused_columns=False,
         dataloader_pin_memory=device == "cuda",
         use_cpu=device == "cpu",
-        **flags,
     )
-    return args, precision
+
+
+def training_arguments(config: LocalTrainConfig, device: str, has_eval: bool) -> tuple[Any, str]:
+    from transformers import TrainingArguments
+
+    flags, precision = precision_flags(config.parameters["precision"], device)
+    return TrainingArguments(**trainer_settings(config, device, has_eval), **flags), precision
 
 
 def apply_lora(model: Any, prm: dict[str, Any]) -> Any:
