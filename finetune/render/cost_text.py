@@ -64,7 +64,7 @@ def training_summary(cost: dict[str, Any]) -> dict[str, Any] | None:
         where = f"{training['sku']} x {nodes} node{'s' if nodes != 1 else ''}{gpus} at " \
                 f"{money(training['usd_per_hour'])}/hour"
     elif "device" in training:
-        where = f"this machine ({training['device']}), no cloud cost"
+        where = f"this machine ({training['device']})"
     else:
         return None
     return {"where": where, "estimate": _estimate(cost), "workload": training.get("workload", ""),

@@ -64,7 +64,7 @@ def test_the_example_plans_a_measured_time_range_calibrated_once_per_machine_and
     code, out, err = run(capsys, "plan", quickstart)
     assert code == 0 and "measuring" not in err
     low, high = round(hours["low"] * 3600), round(hours["high"] * 3600)
-    assert f"time {low}-{high} s" in out and "this machine (cpu), no cloud cost" in out
+    assert f"time {low}-{high} s" in out and "training: this machine (cpu)" in out and "no cloud cost" in out
     assert f"{rate['low']:,.0f}-{rate['high']:,.0f} tokens/s" in out
     code, out, _ = run(capsys, "plan", quickstart, "--offline", "--json")
     assert json.loads(out)["cost"]["training_hours"] == hours

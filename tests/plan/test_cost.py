@@ -12,6 +12,7 @@ import pytest
 from finetune import catalog
 from finetune.cli import main
 from finetune.plan.cost import check_budget, estimate_cost, workload
+from finetune.render.cost_text import estimate_vs_actual
 from finetune.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +107,20 @@ def test_budget_counts_only_what_this_apply_spends(tmp_path):
     unknown = estimate_cost(spec, A100, {})
     over, unchecked = check_budget(spec, unknown, endpoint_changes=False)
     assert over == [] and unchecked == ["budget.max_training_usd not checked: the training cost is not known yet"]
+
+
+def test_estimate_vs_actual_after_a_run():
+    cost = {"training_hours": {"low": 30 / 3600, "high": 60 / 3600},
+            "training": {"tokens_per_second": {"low": 3000, "high": 5000}, "tokens": 100_000}}
+    run_ = {"train_seconds": 30.0, "train_tokens": 100_272, "tokens_per_second": 3342.4, "job_seconds": 45.0}
+    assert estimate_vs_actual(cost, run_) == [
+        "Training took 45 s; estimated 30-60 s: within the estimate",
+        "  100,272 tokens at 3,342 tokens/s (estimated 3,000-5,000 tokens/s, 100,000 tokens)"]
+    assert estimate_vs_actual(cost, {**run_, "job_seconds": 75.0})[0].endswith("75 s; estimated 30-60 s: over the "
+                                                                                "estimate")
+    assert estimate_vs_actual(cost, {**run_, "job_seconds": 20.0})[0].endswith("under the estimate")
+    assert estimate_vs_actual({}, run_) == ["Training took 45 s", "  100,272 tokens at 3,342 tokens/s"]
+    assert estimate_vs_actual(cost, {"name": "adopted-job", "metrics": {}}) == []  # nothing trained: no line
 
 
 # ---- the example through the CLI ------------------------------------------------------------------------------
