@@ -9,7 +9,22 @@ if TYPE_CHECKING:
 
 
 def register_all(router: Router) -> None:
-    from . import aad, blob, compute, datastores, endpoints, jobs, models, operations, registry, scoring, workspace
+    from . import (
+        aad,
+        assets,
+        blob,
+        compute,
+        datastores,
+        endpoints,
+        jobs,
+        models,
+        operations,
+        registry,
+        scoring,
+        workspace,
+    )
 
-    for module in (workspace, compute, datastores, blob, registry, jobs, models, endpoints, operations, scoring, aad):
+    families = (workspace, compute, datastores, blob, registry, jobs, models, assets, endpoints, operations, scoring,
+                aad)
+    for module in families:
         module.register(router)

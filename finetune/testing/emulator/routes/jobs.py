@@ -12,6 +12,7 @@ from ..lifecycle import JOB_TERMINAL, slow_factor, start_operation
 from ..state import system_data, ws_prefix
 from .blob import put_blob
 from .common import LOC, WS, check_workspace, ok, require_body
+from .references import check_job_references
 
 if TYPE_CHECKING:
     from ..router import Router
@@ -95,6 +96,7 @@ def register(router: Router) -> None:
                     ep[field] = props[field]
             return ok(public(existing), 200, {"Location": svc.arm_url(req.path, req.api_version)})
         _check_inputs(svc, props)
+        check_job_references(svc, props)
         props["status"] = "NotStarted"
         props.setdefault("tags", {})
         props.setdefault("properties", {})

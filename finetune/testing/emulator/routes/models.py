@@ -45,6 +45,15 @@ def _check_model_uri(svc, uri: str) -> None:
                        detail_code="JobOutputNotFound")
 
 
+def _normalise_folder_uri(props: dict[str, Any]) -> None:
+    """Folder data (uri_folder, mltable) is stored with a trailing slash, whatever the client sent; the SDK's
+    e2e tests (dataset/e2etests/test_data.py) expect ``path`` to end in ``/<folder>/``."""
+    uri = props.get("dataUri")
+    if str(props.get("dataType", "")).lower() in ("uri_folder", "mltable") and isinstance(uri, str) \
+            and uri and not uri.endswith("/"):
+        props["dataUri"] = uri + "/"
+
+
 def _matches_tags(body: dict[str, Any], tag_filter: str) -> bool:
     tags = body["properties"].get("tags") or {}
     for part in tag_filter.split(","):
@@ -121,6 +130,8 @@ def _register_kind(router: Router, kind: str, label: str) -> None:
                     old[field] = props[field]
             existing["systemData"]["lastModifiedAt"] = system_data(now)["lastModifiedAt"]
             return ok(copy.deepcopy(existing), 200, {"Location": svc.arm_url(req.path, req.api_version)})
+        if kind == "data":
+            _normalise_folder_uri(props)
         if kind == "models":
             _check_model_uri(svc, props.get("modelUri", ""))
             props["flavors"] = props.get("flavors") or {}
