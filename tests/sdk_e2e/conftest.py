@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -29,6 +30,12 @@ else:
     sys.path.insert(0, str(HERE / "shim"))
     sys.path.insert(0, str(SDK_ROOT / "tests"))
     import test_utilities.utils as _sdk_utils  # noqa: E402
+
+    for _config in (HERE / "test_configs").rglob("*"):
+        _target = SDK_ROOT / "tests" / "test_configs" / _config.relative_to(HERE / "test_configs")
+        if _config.is_file() and _config.name != "README.md" and not _target.exists():
+            _target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(_config, _target)
 
     # The emulator's clock runs accelerated: waiting "for the service" in wall time only slows the run.
     _sdk_utils.sleep_if_live = lambda seconds: None
@@ -124,6 +131,46 @@ def account_keys() -> tuple[str, str]:
     import base64
 
     return base64.b64encode(b"primary emulator key").decode(), base64.b64encode(b"secondary emulator key").decode()
+
+
+def _config(rel: str) -> str:
+    return f"./tests/test_configs/{rel}"
+
+
+@pytest.fixture
+def blob_store_file() -> str:
+    return _config("datastore/blob_store.yml")
+
+
+@pytest.fixture
+def blob_store_credential_less_file() -> str:
+    return _config("datastore/blob_store_credential_less.yml")
+
+
+@pytest.fixture
+def file_store_file() -> str:
+    return _config("datastore/file_store.yml")
+
+
+@pytest.fixture
+def adls_gen2_credential_less_file() -> str:
+    return _config("datastore/adls_gen2_credential_less.yml")
+
+
+@pytest.fixture
+def resource_group_name(sdk_emulator) -> str:
+    return sdk_emulator.resource_group
+
+
+@pytest.fixture
+def data_with_2_versions(client) -> str:
+    """Two versions of one data asset, as the SDK's conftest creates them when missing."""
+    from azure.ai.ml.entities import Data
+
+    name = "list_data_v2_test"
+    for version, path in (("1", "https://bla"), ("2", "http://bla")):
+        client.data.create_or_update(Data(name=name, version=version, path=path))
+    return name
 
 
 @pytest.fixture(autouse=True)

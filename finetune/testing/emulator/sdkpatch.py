@@ -1,7 +1,8 @@
 """Route the SDK's side channels, which ignore the MLClient transport, to in-process emulators.
 
-1. Blob uploads: ``_blob_storage_helper`` builds its own ``BlobServiceClient``; each emulator claims its own
-   storage account host.
+1. Blob uploads: ``_blob_storage_helper`` builds its own ``BlobServiceClient`` (and, for code uploads to the SAS
+   URI of ``startPendingUpload``, ``ContainerClient.from_container_url``); each emulator claims its own storage
+   account host.
 2. ``online_deployments.begin_create_or_update`` with a registry model calls ``get_registry_client`` without the
    transport (a registry discovery request to the real host); it gets the newest active emulator's transport.
 
@@ -20,6 +21,7 @@ _lock = threading.Lock()
 _active: list[EmulatorService] = []
 _original: Any = None
 _original_registry: Any = None
+_original_container: Any = None
 _MODULE = "azure.ai.ml._artifacts._blob_storage_helper"
 _REGISTRY_MODULE = "azure.ai.ml._utils._registry_utils"
 
@@ -49,6 +51,22 @@ def _make_patched(original: Any) -> Any:
     return EmulatedBlobServiceClient
 
 
+def _make_container_patched(original: Any) -> Any:
+    from .transport import EmulatorTransport
+
+    class EmulatedContainerClient(original):  # type: ignore[misc, valid-type]
+        @classmethod
+        def from_container_url(cls, container_url: str, credential: Any = None, **kwargs: Any) -> Any:
+            svc = _service_for(container_url)
+            if svc is not None and "transport" not in kwargs:
+                kwargs["transport"] = EmulatorTransport(svc)
+                kwargs.setdefault("retry_total", 0)
+            return original.from_container_url(container_url, credential=credential, **kwargs)
+
+    EmulatedContainerClient.__name__ = "ContainerClient"
+    return EmulatedContainerClient
+
+
 def _make_registry_patched(original: Any) -> Any:
     from .transport import EmulatorTransport
 
@@ -62,7 +80,7 @@ def _make_registry_patched(original: Any) -> Any:
 
 
 def activate(service: EmulatorService) -> None:
-    global _original, _original_registry
+    global _original, _original_registry, _original_container
     import importlib
 
     with _lock:
@@ -71,13 +89,15 @@ def activate(service: EmulatorService) -> None:
         if not _active:
             _original = module.BlobServiceClient
             module.BlobServiceClient = _make_patched(_original)
+            _original_container = module.ContainerClient
+            module.ContainerClient = _make_container_patched(_original_container)
             _original_registry = registry_module.get_registry_client
             registry_module.get_registry_client = _make_registry_patched(_original_registry)
         _active.append(service)
 
 
 def deactivate(service: EmulatorService) -> None:
-    global _original, _original_registry
+    global _original, _original_registry, _original_container
     import importlib
 
     with _lock:
@@ -87,6 +107,8 @@ def deactivate(service: EmulatorService) -> None:
             module = importlib.import_module(_MODULE)
             module.BlobServiceClient = _original
             _original = None
+            module.ContainerClient = _original_container
+            _original_container = None
             registry_module = importlib.import_module(_REGISTRY_MODULE)
             registry_module.get_registry_client = _original_registry
             _original_registry = None
