@@ -21,6 +21,7 @@ from finetune.backends.azureml import observe as obs
 from finetune.backends.azureml.client import ClientOptions, make_registry_client, make_workspace_client
 from finetune.backends.azureml.errors import call
 from finetune.backends.azureml.modelinfo import ModelInfo, model_info
+from finetune.backends.azureml.resolve import registry_asset
 from finetune.backends.base import StepContext, registered_model
 from finetune.backends.shared_reads import read_once
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
@@ -130,22 +131,21 @@ class AzureMLBackend:
         def get_model():
             client = self.registry(model.registry) if model.registry else self.ws
             key = (id(client), "model", model.name, model.version, model.label)
-            if model.version:
-                return read_once(key, lambda: call(lambda: client.models.get(model.name, version=model.version),
-                                                   f"model {model.registry}/{model.name} version {model.version}"))
-            return read_once(key, lambda: call(lambda: client.models.get(model.name, label=model.label or "latest"),
-                                               f"model {model.registry}/{model.name} label {model.label or 'latest'}"))
+            if not model.registry:
+                if model.version:
+                    return read_once(key, lambda: call(lambda: client.models.get(model.name, version=model.version),
+                                                       f"model {model.name} version {model.version}"))
+                return read_once(key, lambda: call(
+                    lambda: client.models.get(model.name, label=model.label or "latest"),
+                    f"model {model.name} label {model.label or 'latest'}"))
+            return read_once(key, lambda: registry_asset(client, "model", model.registry, model.name,
+                                                         version=model.version, label=model.label))
 
         def get_component():
             client = self.registry(component.registry)
             key = (id(client), "component", component.name, component.version, component.label)
-            if component.version:
-                return read_once(key, lambda: call(
-                    lambda: client.components.get(component.name, version=component.version),
-                    f"component {component.registry}/{component.name} {component.version}"))
-            return read_once(key, lambda: call(
-                lambda: client.components.get(component.name, label=component.label or "latest"),
-                f"component {component.registry}/{component.name} label {component.label or 'latest'}"))
+            return read_once(key, lambda: registry_asset(client, "component", component.registry, component.name,
+                                                         version=component.version, label=component.label))
 
         def get_sizes():
             sizes = read_once((id(self.ws), "vm sizes"), lambda: call(lambda: list(self.ws.compute.list_sizes()),

@@ -1,0 +1,77 @@
+"""A registry model or component that does not exist: one line naming the registry, close names and the versions
+there are, from `finetune plan` against the emulator; the 404 is asked once, never retried."""
+
+from __future__ import annotations
+
+from test_apply import edit, run
+
+MODEL = "Phi-3-mini-4k-instruct"
+
+
+def _error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("error")]
+
+
+def _gets(emu, fragment: str) -> list:
+    return [r for r in emu.requests if r.method == "GET" and fragment in r.path]
+
+
+def test_misspelled_registry_model_names_the_registry_suggests_and_lists_versions(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    edit(spec, f"name: {MODEL}", "name: Phi-3-mini-4k-instuct")
+    code, out, err = run(capsys, "plan", str(spec))
+    assert code != 0
+    lines = _error_lines(err)
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert "model Phi-3-mini-4k-instuct not found in registry azureml" in line
+    assert f"did you mean {MODEL}" in line
+    assert "versions 13, 14, 15; label latest = 15" in line
+    assert f"set model.name: {MODEL}" in line
+    assert "The specified resource was not found" not in err and "Traceback" not in err
+    # the latest-label look-up of the misspelled name is made once: a 404 (here an empty list) is not retried
+    assert len(_gets(emu, "/models/Phi-3-mini-4k-instuct/versions")) <= 2  # the SDK's look-up + our listing
+
+
+def test_missing_model_version_lists_the_existing_ones_and_is_asked_once(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    edit(spec, "label: latest            # resolved and shown at plan time; pin with `version: 15`", 'version: "99"')
+    code, out, err = run(capsys, "plan", str(spec))
+    assert code != 0
+    lines = _error_lines(err)
+    assert len(lines) == 1, err
+    assert f"model {MODEL} has no version 99 in registry azureml (versions 13, 14, 15; label latest = 15)" in lines[0]
+    assert "model.version" in lines[0]
+    assert len(_gets(emu, f"/models/{MODEL}/versions/99")) == 1  # no retry of the 404
+
+
+def test_misspelled_component_suggests_the_registry_component(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    edit(spec, "name: chat_completion_pipeline", "name: chat_completion_pipelin")
+    code, out, err = run(capsys, "plan", str(spec))
+    assert code != 0
+    lines = _error_lines(err)
+    assert len(lines) == 1, err
+    assert "component chat_completion_pipelin not found in registry azureml" in lines[0]
+    assert "did you mean chat_completion_pipeline?" in lines[0]
+    assert "versions 0.0.81, 0.0.82; label latest = 0.0.82" in lines[0]
+
+
+def test_missing_component_version_lists_versions(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    edit(spec, "    name: chat_completion_pipeline\n    label: latest",
+         '    name: chat_completion_pipeline\n    version: "0.0.7"')
+    code, out, err = run(capsys, "plan", str(spec))
+    assert code != 0
+    lines = _error_lines(err)
+    assert len(lines) == 1, err
+    assert "component chat_completion_pipeline has no version 0.0.7 in registry azureml" in lines[0]
+    assert "versions 0.0.81, 0.0.82" in lines[0]
+
+
+def test_an_existing_model_and_component_resolve_without_extra_listing(emu, workdir, capsys):
+    code, out, err = run(capsys, "plan", str(workdir / "spec.yaml"))
+    assert code == 0, err
+    # the helpful listings run only on the failure path
+    assert not [r for r in emu.requests if r.method == "GET" and r.path.rstrip("/").endswith("/models")]
+    assert not [r for r in emu.requests if r.method == "GET" and r.path.rstrip("/").endswith("/components")]
