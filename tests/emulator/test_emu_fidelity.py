@@ -215,3 +215,105 @@ def test_unknown_route_is_an_arm_error(http):
     r = http("GET", http.ws + "/nonsense/thing")
     assert r.status_code == 404
     assert set(r.json()["error"]) >= {"code", "message", "details"}
+
+
+def _example(path: str) -> dict[str, Any]:
+    return load(f"examples/2025-12-01/{path}")
+
+
+def test_datastore_secrets_are_stored_on_put_and_answered_as_the_example_and_recording_say(http):
+    put = _example("Datastore/AzureBlobWAccountKey/createOrUpdate.json")
+    body = put["parameters"]["body"]
+    key = body["properties"]["credentials"]["secrets"]["key"] = "ZW11bGF0b3Itb25seS1rZXk="
+    r = http("PUT", http.ws + "/datastores/keyed?skipValidation=true", body)
+    assert str(r.status_code) in put["responses"]
+    assert key not in r.text and key not in http("GET", http.ws + "/datastores/keyed").text
+    assert key not in http("GET", http.ws + "/datastores").text
+    # no expirable secret asked for: the stored key, in the example's shape
+    plain = http("POST", http.ws + "/datastores/keyed/listSecrets", {})
+    expected = _example("Datastore/listSecrets.json")["responses"]["200"]["body"]
+    assert plain.status_code == 200 and set(plain.json()) == set(expected) and plain.json()["key"] == key
+    # what the SDK sends ({"expirableSecret": true}): a SAS, as recorded for an account-key store
+    rec = load("datastore__test_blob_store.json")["Entries"][2]
+    sas = http("POST", http.ws + "/datastores/keyed/listSecrets", rec["RequestBody"]).json()
+    assert set(sas) == set(rec["ResponseBody"]) and sas["secretsType"] == "Sas"
+    # a new key replaces the old one; deleting forgets it
+    body["properties"]["credentials"]["secrets"]["key"] = "c2Vjb25k"
+    assert http("PUT", http.ws + "/datastores/keyed", body).status_code == 200
+    assert http("POST", http.ws + "/datastores/keyed/listSecrets", {}).json()["key"] == "c2Vjb25k"
+    http("DELETE", http.ws + "/datastores/keyed")
+    assert http("POST", http.ws + "/datastores/keyed/listSecrets", {}).status_code == 404
+
+
+def test_code_version_hash_lookup_upload_reference_and_put_match_the_examples(http):
+    lookup = http("GET", http.ws + "/codes/fresh/versions?hash=abc&hashVersion=202208")
+    assert lookup.status_code == 200 and lookup.json() == {"value": []}  # the SDK looks up before any upload
+    spu = _example("Workspace/CodeVersion/createOrGetStartPendingUpload.json")
+    r = http("POST", http.ws + "/codes/fresh/versions/1/startPendingUpload", spu["parameters"]["body"])
+    assert r.status_code == 200 and missing(spu["responses"]["200"]["body"], r.json()) == []
+    blob = r.json()["blobReferenceForConsumption"]
+    assert blob["blobUri"].startswith(f"https://{http.emu.service.cfg['storage_account']}.blob.core.windows.net/")
+    put = _example("Workspace/CodeVersion/createOrUpdate.json")
+    body = put["parameters"]["body"]
+    body["properties"]["properties"].update({"hash_sha256": "abc", "hash_version": "202208"})
+    created = http("PUT", http.ws + "/codes/fresh/versions/1", body)
+    assert created.status_code == 201 and missing(put["responses"]["201"]["body"], created.json()) == []
+    # the hash look-up finds it now, under any name the SDK asks with (it re-reads the hit by the id's name)
+    found = http("GET", http.ws + "/codes/other-name/versions?hash=abc&hashVersion=202208").json()["value"]
+    assert [v["id"].rsplit("/codes/", 1)[1] for v in found] == ["fresh/versions/1"]
+    # the content of a version cannot change; its description can
+    changed = dict(body["properties"], codeUri="https://elsewhere/folder")
+    assert http("PUT", http.ws + "/codes/fresh/versions/1", {"properties": changed}).status_code == 409
+    again = http("PUT", http.ws + "/codes/fresh/versions/1", {"properties": dict(body["properties"],
+                                                                                   description="new")})
+    assert again.status_code == 200 and again.json()["properties"]["description"] == "new"
+
+
+@pytest.mark.parametrize("kind,example", [("components", "Workspace/ComponentVersion/createOrUpdate.json"),
+                                          ("environments", "Workspace/EnvironmentVersion/createOrUpdate.json")])
+def test_component_and_environment_versions_match_the_examples(http, kind, example):
+    ex = _example(example)
+    assert http("GET", http.ws + f"/{kind}/thing/versions/1").status_code == 404
+    r = http("PUT", http.ws + f"/{kind}/thing/versions/1", ex["parameters"]["body"])
+    # (the example's componentSpec is a placeholder with a different random key in request and response)
+    assert r.status_code == 201 and missing(ex["responses"]["201"]["body"], r.json(), depth=1) == []
+    assert http("GET", http.ws + f"/{kind}/thing/versions/1").json() == r.json()
+    http.emu.advance(1)
+    http("PUT", http.ws + f"/{kind}/thing/versions/2", ex["parameters"]["body"])
+    latest = http("GET", http.ws + f"/{kind}/thing/versions?$orderBy=createdtime%20desc&$top=1").json()["value"]
+    assert [v["name"] for v in latest] == ["2"]
+    assert http("GET", http.ws + f"/{kind}/thing").json()["properties"]["latestVersion"] == "2"
+
+
+def test_folder_data_uris_end_with_a_slash_files_do_not(http):
+    folder = {"properties": {"dataType": "uri_folder", "dataUri": "azureml://datastores/workspaceblobstore/paths/d"}}
+    file = {"properties": {"dataType": "uri_file", "dataUri": "azureml://datastores/workspaceblobstore/paths/f.csv"}}
+    assert http("PUT", http.ws + "/data/d/versions/1", folder).json()["properties"]["dataUri"].endswith("/paths/d/")
+    assert http("PUT", http.ws + "/data/f/versions/1", file).json()["properties"]["dataUri"].endswith("/f.csv")
+
+
+def test_registry_lists_no_versions_of_an_unknown_model_with_200_as_recorded(http):
+    rec = load("registry_discovery_and_registry_model__excerpt.json")["Entries"][1]
+    d = http("GET", "https://eastus.api.azureml.ms/registrymanagement/v1.0/registries/azureml/discovery",
+             api="v1.0").json()
+    url = (f"{d['primaryRegionResourceProviderUri']}mferp/managementfrontend/subscriptions/{d['subscriptionId']}"
+           f"/resourceGroups/{d['resourceGroup']}/providers/Microsoft.MachineLearningServices/registries/azureml"
+           "/models/no-such-model/versions?$orderBy=createdtime%20desc&$top=1")
+    r = http("GET", url, api="2021-10-01-dataplanepreview")
+    assert r.status_code == rec["StatusCode"] == 200 and r.json() == rec["ResponseBody"] == {"value": []}
+
+
+def test_a_pipeline_naming_a_workspace_component_version_that_does_not_exist_is_refused(http):
+    comp = _example("Workspace/ComponentVersion/createOrUpdate.json")["parameters"]["body"]
+    http("PUT", http.ws + "/components/train/versions/1", comp)
+    node = {"componentId": http.ws.split("management.azure.com")[1] + "/components/train/versions/{v}"}
+
+    def submit(name: str, version: str):
+        body = {"properties": {"jobType": "Pipeline", "jobs": {"step": {"componentId": node["componentId"].format(
+            v=version)}}}}
+        return http("PUT", http.ws + f"/jobs/{name}", body, api="2025-01-01-preview")
+
+    refused = submit("p-missing", "9")
+    assert refused.status_code == 400 and "train:9" in refused.json()["error"]["message"]
+    assert "p-missing" not in http.emu.state["jobs"]
+    assert submit("p-ok", "1").status_code == 201
