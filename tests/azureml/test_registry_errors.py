@@ -8,8 +8,14 @@ from test_apply import edit, run
 MODEL = "Phi-3-mini-4k-instruct"
 
 
-def _error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("error")]
+def plan_error(capsys, spec, old: str, new: str) -> str:
+    """`finetune plan` of the spec with one edit: it fails with exactly one error line, no traceback."""
+    edit(spec, old, new)
+    code, out, err = run(capsys, "plan", str(spec))
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 def _gets(emu, fragment: str) -> list:
@@ -17,56 +23,37 @@ def _gets(emu, fragment: str) -> list:
 
 
 def test_misspelled_registry_model_names_the_registry_suggests_and_lists_versions(emu, workdir, capsys):
-    spec = workdir / "spec.yaml"
-    edit(spec, f"name: {MODEL}", "name: Phi-3-mini-4k-instuct")
-    code, out, err = run(capsys, "plan", str(spec))
-    assert code != 0
-    lines = _error_lines(err)
-    assert len(lines) == 1, err
-    line = lines[0]
+    line = plan_error(capsys, workdir / "spec.yaml", f"name: {MODEL}", "name: Phi-3-mini-4k-instuct")
     assert "model Phi-3-mini-4k-instuct not found in registry azureml" in line
     assert f"did you mean {MODEL}" in line
     assert "versions 13, 14, 15; label latest = 15" in line
     assert f"set model.name: {MODEL}" in line
-    assert "The specified resource was not found" not in err and "Traceback" not in err
+    assert "The specified resource was not found" not in line
     # the latest-label look-up of the misspelled name is made once: a 404 (here an empty list) is not retried
     assert len(_gets(emu, "/models/Phi-3-mini-4k-instuct/versions")) <= 2  # the SDK's look-up + our listing
 
 
 def test_missing_model_version_lists_the_existing_ones_and_is_asked_once(emu, workdir, capsys):
-    spec = workdir / "spec.yaml"
-    edit(spec, "label: latest            # resolved and shown at plan time; pin with `version: 15`", 'version: "99"')
-    code, out, err = run(capsys, "plan", str(spec))
-    assert code != 0
-    lines = _error_lines(err)
-    assert len(lines) == 1, err
-    assert f"model {MODEL} has no version 99 in registry azureml (versions 13, 14, 15; label latest = 15)" in lines[0]
-    assert "model.version" in lines[0]
+    line = plan_error(capsys, workdir / "spec.yaml",
+                      "label: latest            # resolved and shown at plan time; pin with `version: 15`",
+                      'version: "99"')
+    assert f"model {MODEL} has no version 99 in registry azureml (versions 13, 14, 15; label latest = 15)" in line
+    assert "model.version" in line
     assert len(_gets(emu, f"/models/{MODEL}/versions/99")) == 1  # no retry of the 404
 
 
 def test_misspelled_component_suggests_the_registry_component(emu, workdir, capsys):
-    spec = workdir / "spec.yaml"
-    edit(spec, "name: chat_completion_pipeline", "name: chat_completion_pipelin")
-    code, out, err = run(capsys, "plan", str(spec))
-    assert code != 0
-    lines = _error_lines(err)
-    assert len(lines) == 1, err
-    assert "component chat_completion_pipelin not found in registry azureml" in lines[0]
-    assert "did you mean chat_completion_pipeline?" in lines[0]
-    assert "versions 0.0.81, 0.0.82; label latest = 0.0.82" in lines[0]
+    line = plan_error(capsys, workdir / "spec.yaml", "name: chat_completion_pipeline", "name: chat_completion_pipelin")
+    assert "component chat_completion_pipelin not found in registry azureml" in line
+    assert "did you mean chat_completion_pipeline?" in line
+    assert "versions 0.0.81, 0.0.82; label latest = 0.0.82" in line
 
 
 def test_missing_component_version_lists_versions(emu, workdir, capsys):
-    spec = workdir / "spec.yaml"
-    edit(spec, "    name: chat_completion_pipeline\n    label: latest",
-         '    name: chat_completion_pipeline\n    version: "0.0.7"')
-    code, out, err = run(capsys, "plan", str(spec))
-    assert code != 0
-    lines = _error_lines(err)
-    assert len(lines) == 1, err
-    assert "component chat_completion_pipeline has no version 0.0.7 in registry azureml" in lines[0]
-    assert "versions 0.0.81, 0.0.82" in lines[0]
+    line = plan_error(capsys, workdir / "spec.yaml", "    name: chat_completion_pipeline\n    label: latest",
+                      '    name: chat_completion_pipeline\n    version: "0.0.7"')
+    assert "component chat_completion_pipeline has no version 0.0.7 in registry azureml" in line
+    assert "versions 0.0.81, 0.0.82" in line
 
 
 def test_an_existing_model_and_component_resolve_without_extra_listing(emu, workdir, capsys):

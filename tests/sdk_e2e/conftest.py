@@ -140,28 +140,19 @@ def recorded_test():
     """No proxy, no recording: the requests reach the emulator."""
 
 
-def _generator(variable_recorder: VariableRecorder, make):
-    return lambda name: variable_recorder.get_or_record(name, make())
+def _names(make):
+    """A fixture like the SDK's: ``name -> random name``, the same for the same variable within a test."""
+    @pytest.fixture
+    def fixture(variable_recorder):
+        return lambda name: variable_recorder.get_or_record(name, make())
+
+    return fixture
 
 
-@pytest.fixture
-def randstr(variable_recorder):
-    return _generator(variable_recorder, lambda: f"test_{random.randint(1, 10**12)}")
-
-
-@pytest.fixture
-def rand_compute_name(variable_recorder):
-    return _generator(variable_recorder, lambda: f"test{random.randint(1, 10**12)}")
-
-
-@pytest.fixture
-def rand_online_name(variable_recorder):
-    return _generator(variable_recorder, lambda: f"online-ept-{uuid.uuid4().hex[:15]}")
-
-
-@pytest.fixture
-def rand_online_deployment_name(variable_recorder):
-    return _generator(variable_recorder, lambda: f"online-dpm-{uuid.uuid4().hex[:15]}")
+randstr = _names(lambda: f"test_{random.randint(1, 10**12)}")
+rand_compute_name = _names(lambda: f"test{random.randint(1, 10**12)}")
+rand_online_name = _names(lambda: f"online-ept-{uuid.uuid4().hex[:15]}")
+rand_online_deployment_name = _names(lambda: f"online-dpm-{uuid.uuid4().hex[:15]}")
 
 
 @pytest.fixture
