@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from finetune.backends.base import Backend, Cancelled, StepContext
+from finetune.backends.base import Backend, Cancelled, StepContext, TrainingProgress
 from finetune.errors import FinetuneError
 from finetune.graph import Graph, is_known
 from finetune.plan.model import Action, Change, Observed, Plan
@@ -27,6 +27,7 @@ class ProgressEvent:
     message: str = ""
     elapsed: float = 0.0
     action: str = ""
+    training: TrainingProgress | None = None  # a training job's step/total/loss ("status" events)
 
 
 @dataclass
@@ -89,7 +90,16 @@ def unplanned_outputs(change: Change, outputs: dict[str, Any], graph: Graph) -> 
         if not same:
             return f"{key} {have!r} where the plan wanted {want!r}"
     return ""
-HEARTBEAT_SECONDS = 30.0  # long waits (training, provisioning) still say what runs and what comes next
+
+
+# A running step that has said nothing for QUIET_SECONDS says it still runs and what comes next; the allowed silence
+# grows with the step's age (a quarter of it) up to HEARTBEAT_SECONDS, so an hour-long wait is not a flood.
+QUIET_SECONDS = 4.0
+HEARTBEAT_SECONDS = 30.0
+
+
+def heartbeat_due(running_for: float, quiet_for: float) -> bool:
+    return quiet_for >= min(HEARTBEAT_SECONDS, max(QUIET_SECONDS, running_for / 4))
 
 
 def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, Observed | None], journal: Journal,
@@ -104,6 +114,12 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
     """
     current = {"graph": graph}
     started = time.monotonic()
+    said: dict[str, float] = {}  # address -> when it last reported
+
+    def tell(event: ProgressEvent) -> None:
+        said[event.address] = time.monotonic()
+        progress(event)
+
     cancelled = cancelled or threading.Event()
     changes = {c.address: c for c in plan.changes}
     outputs: dict[str, dict[str, Any]] = {}
@@ -113,10 +129,13 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
     def run_one(change: Change) -> StepResult:
         begun = time.monotonic()
         if change.action.is_change or change.action is Action.READ:
-            progress(ProgressEvent(change.address, "start", "; ".join(change.reasons), action=change.action.value))
+            tell(ProgressEvent(change.address, "start", "; ".join(change.reasons), action=change.action.value))
 
         def report(message: str) -> None:
-            progress(ProgressEvent(change.address, "status", message, time.monotonic() - begun))
+            tell(ProgressEvent(change.address, "status", message, time.monotonic() - begun))
+
+        def report_training(training: TrainingProgress) -> None:
+            tell(ProgressEvent(change.address, "status", elapsed=time.monotonic() - begun, training=training))
 
         def record(event: str, handle: dict[str, Any]) -> None:
             journal.record(change.address, event, handle)
@@ -124,7 +143,8 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
         with lock:
             upstream = {a: dict(o) for a, o in outputs.items()}
         ctx = StepContext(graph=current["graph"], observed=observed, outputs=upstream,
-                          data_files=dict(data_files or {}), report=report, record=record, cancelled=cancelled,
+                          data_files=dict(data_files or {}), report=report, record=record,
+                          report_training=report_training, cancelled=cancelled,
                           detach=detach)
         try:
             result_outputs = backend.apply(change, ctx) or {}
@@ -152,7 +172,6 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
     pending = dict(changes)
     running: dict[Future, str] = {}
     started_at: dict[str, float] = {}
-    last_heartbeat = time.monotonic()
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="apply") as pool:
         while pending or running:
             for address in list(pending):
@@ -164,30 +183,30 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
                     del pending[address]
                     reason = f"waits for {waiting[0]}: the next apply does it"
                     results[address] = StepResult(address, change.action, "pending", message=reason)
-                    progress(ProgressEvent(address, "skipped", reason, action=change.action.value))
+                    tell(ProgressEvent(address, "skipped", reason, action=change.action.value))
                 elif bad or cancelled.is_set():
                     del pending[address]
                     reason = (f"skipped: {bad[0]} {results[bad[0]].status}" if bad else "skipped: interrupted")
                     results[address] = StepResult(address, change.action, "skipped", message=reason)
-                    progress(ProgressEvent(address, "skipped", reason, action=change.action.value))
+                    tell(ProgressEvent(address, "skipped", reason, action=change.action.value))
                 elif all(d in results for d in deps):
                     del pending[address]
                     running[pool.submit(run_one, change)] = address
                     started_at[address] = time.monotonic()
             if not running:
                 continue
-            if time.monotonic() - last_heartbeat >= HEARTBEAT_SECONDS:
-                last_heartbeat = time.monotonic()
-                waiting = ", ".join(sorted(pending)) or "nothing"
-                for address in running.values():
-                    progress(ProgressEvent(address, "status", f"still running; then: {waiting}",
-                                           time.monotonic() - started_at[address]))
+            now = time.monotonic()
+            for address in running.values():
+                if heartbeat_due(now - started_at[address], now - said.get(address, started_at[address])):
+                    waiting = ", ".join(sorted(pending)) or "nothing"
+                    tell(ProgressEvent(address, "status", f"still running; then: {waiting}",
+                                           now - started_at[address]))
             try:
                 done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
             except KeyboardInterrupt:
                 # Ctrl-C: stop starting work, let running steps notice and stop waiting; nothing is deleted.
                 cancelled.set()
-                progress(ProgressEvent("apply", "interrupted", "stopping: started operations keep running in the "
+                tell(ProgressEvent("apply", "interrupted", "stopping: started operations keep running in the "
                                                                "target and the next apply resumes them"))
                 continue
             for future in done:
@@ -203,6 +222,6 @@ def run_changes(plan: Plan, graph: Graph, backend: Backend, observed: dict[str, 
                 message = result.message + (f" ({result.hint})" if result.hint else "")
                 if result.status != "ok" or changes[address].action.is_change or \
                         changes[address].action is Action.READ:
-                    progress(ProgressEvent(address, kind, message, result.elapsed, changes[address].action.value))
+                    tell(ProgressEvent(address, kind, message, result.elapsed, changes[address].action.value))
     ordered = {c.address: results[c.address] for c in plan.changes}
     return ApplyResult(ordered, time.monotonic() - started)

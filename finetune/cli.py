@@ -6,10 +6,14 @@ Exit codes: 0 success (no changes with --detailed-exitcode), 1 error, 2 changes 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
+import time
 import traceback
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +28,53 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_BLOCKED, EXIT_INTERNAL, EXIT_INTERRUPTED
 # `finetune validate`); the CLI uses none. An explicit setting by the user still wins.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
+# When this command started (set by `run`, before parsing; one per spec in folder mode, each in its own thread):
+# the elapsed time the closing line reports is the whole command's, planning and data included.
+_started: ContextVar[float | None] = ContextVar("finetune_command_started", default=None)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def command_seconds() -> float:
+    return time.monotonic() - click.get_current_context().meta["finetune.started"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             epilog="Run `finetune COMMAND --help` for a command's options and examples. A spec file describes the "
+                    "whole lifecycle; `finetune init` writes a commented one.")
 @click.version_option(__version__, prog_name="finetune")
-def app() -> None:
-    """Declarative LLM fine-tuning: one spec file; validate, plan and apply it on Azure ML or locally."""
+@click.pass_context
+def app(ctx: click.Context) -> None:
+    """Declarative LLM fine-tuning: one spec file; validate, plan and apply it on Azure ML or locally.
+
+    \b
+    Examples:
+      finetune init my-model.yaml && finetune validate my-model.yaml
+      finetune plan my-model.yaml
+      finetune apply my-model.yaml
+      finetune plan my-model.yaml --emulate   # an azureml spec, rehearsed against the local emulator
+    """
+    ctx.meta["finetune.started"] = _started.get() or time.monotonic()
 
 
 # Options shared by most commands (click decorators, applied bottom-up).
 spec_arg = click.argument("spec", type=click.Path(path_type=Path))
 json_opt = click.option("--json", "json_out", is_flag=True, help="Machine-readable JSON output.")
-emulate_opt = click.option("--emulate", is_flag=True, help="Run against a local Azure ML emulator (a rehearsal; "
-                           "state kept under the spec's state folder).")
+emulate_opt = click.option("--emulate", is_flag=True, help="Rehearse against a local Azure ML emulator instead of "
+                           "the workspace (an azureml spec; its state is kept under the spec's state folder).")
+
+
+@contextlib.contextmanager
+def _target(loaded, emulate: bool) -> Iterator[Any]:
+    """The spec's backend; an emulated one says so, on one stderr line, every time."""
+    from finetune.session import open_backend
+
+    with open_backend(loaded, emulate=emulate) as backend:
+        if emulate:
+            from finetune.console import say
+            from finetune.dataprep import state_dir
+
+            say(f"rehearsal: --emulate runs against the local Azure ML emulator ({state_dir(loaded) / 'emulator'}), "
+                "not Azure; nothing is created or billed there", "yellow", stderr=True)
+        yield backend
 
 
 def template_opts(command):
@@ -89,12 +128,21 @@ def _report_error(exc: FinetuneError, as_json: bool) -> None:
         say(f"{errors} errors", "bold red", stderr=True)
 
 
-@app.command()
+@app.command(short_help="Check a spec offline: schema, names, SKUs, parameters.")
 @spec_arg
 @template_opts
 @json_opt
 def validate(spec: Path, var: tuple[str, ...], var_file: Path | None, json_out: bool) -> None:
-    """Check a spec offline: schema, names, SKUs, allow lists, parameters. Every problem at once, with file:line."""
+    """Check a spec offline: schema, names, SKUs, allow lists, parameters. Every problem at once, with file:line.
+
+    SPEC is a spec file, or a folder: every spec in it is checked.
+
+    \b
+    Examples:
+      finetune validate examples/phi3-ultrachat.yaml
+      finetune validate spec.yaml --var epochs=3 --json
+      finetune validate specs/                    # every spec of a folder
+    """
     from finetune.console import print_json, say
 
     loaded = _load(spec, var, var_file)
@@ -131,12 +179,13 @@ def _render_plan(result, fmt: str, verbose: bool) -> None:
         raise FinetuneError(f"--format {fmt!r} is not one of text, markdown, json")
 
 
-@app.command()
+@app.command(short_help="Show what apply would change, why, and what it costs.")
 @spec_arg
 @click.option("--offline", is_flag=True, help="Do not read the target: show everything as to-create.")
 @click.option("--out", type=click.Path(path_type=Path), help="Save the plan (JSON) for `finetune apply PLANFILE`.")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True,
-              help="markdown renders it for a pull-request comment.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              metavar="[text|markdown]", callback=lambda _ctx, _param, value: _deprecated_format(value),
+              help="markdown renders the plan for a pull-request comment (JSON: --json).  [default: text]")
 @json_opt
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes.")
 @click.option("--verbose", "-v", is_flag=True, help="Also show unchanged resources.")
@@ -144,7 +193,17 @@ def _render_plan(result, fmt: str, verbose: bool) -> None:
 @template_opts
 def plan(spec: Path, offline: bool, out: Path | None, fmt: str, json_out: bool, detailed_exitcode: bool,
          verbose: bool, emulate: bool, var: tuple[str, ...], var_file: Path | None) -> None:
-    """Show what apply would create, change or keep, why, and what it will cost."""
+    """Show what apply would create, change or keep, why, and what it will cost.
+
+    \b
+    Examples:
+      finetune plan spec.yaml
+      finetune plan spec.yaml --offline           # without reading the workspace
+      finetune plan spec.yaml --out plan.json && finetune apply plan.json
+      finetune plan spec.yaml --format markdown   # for a pull-request comment
+      finetune plan spec.yaml --json --detailed-exitcode
+      finetune plan spec.yaml --emulate           # an azureml spec, against the emulator
+    """
     loaded = _load(spec, var, var_file, locked=True)
     fmt = "json" if json_out else fmt
     if offline:
@@ -152,10 +211,9 @@ def plan(spec: Path, offline: bool, out: Path | None, fmt: str, json_out: bool, 
 
         result = offline_plan(loaded)
     else:
-        from finetune.session import open_backend
         from finetune.workflow import plan_against_target
 
-        with open_backend(loaded, emulate=emulate) as backend:
+        with _target(loaded, emulate) as backend:
             result = plan_against_target(loaded, backend, _say_stderr if fmt == "text" else lambda _m: None).plan
     if out is not None:
         out.write_text(result.to_json())
@@ -166,12 +224,24 @@ def plan(spec: Path, offline: bool, out: Path | None, fmt: str, json_out: bool, 
         raise click.exceptions.Exit(EXIT_CHANGES)
 
 
+def _deprecated_format(value: str) -> str:
+    """`--format json` still works (scripts use it) but is no longer offered: --json is the one way to ask."""
+    if value == "json":
+        from finetune.console import say
+
+        say("warning: `--format json` is deprecated and will be removed: use --json", "yellow", stderr=True)
+    return value
+
+
 def _confirm(question: str, auto_approve: bool) -> None:
     if auto_approve:
         return
     if not sys.stdin.isatty():
         raise FinetuneError("confirmation needed but stdin is not a terminal", hint="pass --auto-approve")
     if not click.confirm(question, default=False):
+        from finetune.console import say
+
+        say("cancelled: nothing was changed", "yellow", stderr=True)
         raise click.exceptions.Exit(EXIT_ERROR)
 
 
@@ -195,7 +265,7 @@ def _print_result(result, json_out: bool) -> None:
 auto_approve_opt = click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 
 
-@app.command()
+@app.command(short_help="Create or update what the spec describes; resumable.")
 @spec_arg
 @auto_approve_opt
 @click.option("--detach", is_flag=True, help="Submit training and do everything that does not wait on it, then "
@@ -207,23 +277,26 @@ def apply(spec: Path, auto_approve: bool, detach: bool, json_out: bool, emulate:
           var_file: Path | None) -> None:
     """Create or update everything the spec describes, in dependency order; safe to interrupt and re-run.
 
-    SPEC is the spec file, or a plan saved with `finetune plan --out`.
+    SPEC is the spec file, a plan saved with `finetune plan --out`, or a folder of specs (with --auto-approve).
 
     \b
     Examples:
       finetune apply spec.yaml
       finetune apply spec.yaml --auto-approve --detach   # in CI: submit, exit; a later apply finishes
       finetune plan spec.yaml --out plan.json && finetune apply plan.json
+      finetune apply spec.yaml --emulate                 # an azureml spec, rehearsed against the emulator
     """
     from finetune.console import say
     from finetune.render.progress import order_summary, progress_printer
-    from finetune.session import lock_for, open_backend
+    from finetune.session import lock_for
     from finetune.workflow import apply_plan, check_saved_plan, plan_against_target, write_first_lock
 
     saved = _saved_plan(spec)
+    if saved is not None:
+        _check_plan_emulation(spec, saved, emulate)
     loaded = _load(Path(saved.spec_path) if saved else spec, var, var_file, locked=True)
     log = (lambda _m: None) if json_out else _say_stderr
-    with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend) as held:
+    with _target(loaded, emulate) as backend, lock_for(loaded, backend) as held:
         if held.taken_over is not None:
             old = held.taken_over
             log(f"took over the lock left by {old.command} pid {old.pid} (started {old.started}), which is no longer "
@@ -258,9 +331,13 @@ def apply(spec: Path, auto_approve: bool, detach: bool, json_out: bool, emulate:
         if result.detached:
             _say_detached(result)
             return
-        say(f"Apply complete in {result.elapsed:.1f} s.", "bold green")
+        say(f"Apply complete in {command_seconds():.1f} s.", "bold green")
         if smoke is not None:
-            say(f"Smoke test answer: {smoke['answer'] or '(empty)'}")
+            from finetune.console import print_lines
+            from finetune.render.exchange import exchange_lines
+
+            say("Smoke test:", "bold")
+            print_lines(exchange_lines(smoke))
         for line in where:
             say(line)
         from finetune.render.cost_text import estimate_vs_actual
@@ -272,12 +349,27 @@ def apply(spec: Path, auto_approve: bool, detach: bool, json_out: bool, emulate:
 def _say_detached(result) -> None:
     from finetune.console import say
 
-    say(f"Detached after {result.elapsed:.1f} s: everything that does not wait on training is done.", "bold green")
+    say(f"Detached after {command_seconds():.1f} s: everything that does not wait on training is done.",
+        "bold green")
     for step in result.still_running():
         where = f" ({step.outputs['studio_url']})" if step.outputs.get("studio_url") else ""
         say(f"  still running: {step.address} {step.outputs.get('name', '')} [{step.outputs.get('status')}]{where}")
     if result.pending():
         say(f"  the next `finetune apply` waits for it, then: {', '.join(s.address for s in result.pending())}")
+
+
+def _check_plan_emulation(path: Path, saved, emulate: bool) -> None:
+    """A saved plan is applied where it was made: against the emulator (`plan --emulate`) or the real target."""
+    planned_emulated = bool(saved.target.get("emulated"))
+    if planned_emulated and not emulate:
+        raise FinetuneError(f"{path} was planned against the Azure ML emulator (--emulate), not a workspace",
+                            hint=f"apply it with `finetune apply {path} --emulate`, or plan again without --emulate "
+                                 "for the real workspace")
+    if emulate and not planned_emulated:
+        where = saved.target.get("workspace") or saved.target.get("kind", "its target")
+        raise FinetuneError(f"{path} was planned against {where}, not the emulator",
+                            hint=f"apply it without --emulate, or make a rehearsal plan with `finetune plan "
+                                 f"{saved.spec_path} --emulate --out FILE`")
 
 
 def _saved_plan(path: Path):
@@ -294,7 +386,7 @@ def _saved_plan(path: Path):
         raise FinetuneError(f"{path} is not a finetune plan: {exc}") from None
 
 
-@app.command()
+@app.command(short_help="Delete what this spec created (the endpoint first).")
 @spec_arg
 @click.option("--all", "include_all", is_flag=True, help="Also model versions, data assets and the compute.")
 @auto_approve_opt
@@ -303,15 +395,23 @@ def _saved_plan(path: Path):
 @template_opts
 def destroy(spec: Path, include_all: bool, auto_approve: bool, json_out: bool, emulate: bool,
             var: tuple[str, ...], var_file: Path | None) -> None:
-    """Delete the endpoint and its deployments (with --all: also models, data and compute) that this spec created."""
+    """Delete the endpoint and its deployments (with --all: also models, data and compute) that this spec created.
+
+    Only what carries this spec's tags is deleted; it needs the target alone, not the data.
+
+    \b
+    Examples:
+      finetune destroy examples/phi3-ultrachat.yaml
+      finetune destroy examples/phi3-ultrachat.yaml --all --auto-approve
+    """
     from finetune.console import say
     from finetune.render.progress import progress_printer
-    from finetune.session import lock_for, open_backend
+    from finetune.session import lock_for
     from finetune.workflow import destroy_changes, run_destroy
 
     loaded = _load(spec, var, var_file, needs_data=False)
     log = (lambda _m: None) if json_out else _say_stderr
-    with open_backend(loaded, emulate=emulate) as backend, lock_for(loaded, backend, "destroy"):
+    with _target(loaded, emulate) as backend, lock_for(loaded, backend, "destroy"):
         log("reading what this spec owns on the target")
         teardown = destroy_changes(loaded, backend, include_all)
         changes = teardown.changes
@@ -332,65 +432,97 @@ def destroy(spec: Path, include_all: bool, auto_approve: bool, json_out: bool, e
     if not result.ok:
         raise click.exceptions.Exit(EXIT_ERROR)
     if not json_out:
-        say(f"Destroyed {len(changes)} resource(s).", "bold green")
+        say(f"Destroyed {len(changes)} resource(s) in {command_seconds():.1f} s.", "bold green")
 
 
-@app.command()
+@app.command(short_help="What exists: job, metrics, endpoint health, cost.")
 @spec_arg
 @json_opt
 @emulate_opt
 @template_opts
 def status(spec: Path, json_out: bool, emulate: bool, var: tuple[str, ...], var_file: Path | None) -> None:
-    """What exists, job state and metrics, endpoint health, and the cost burn per hour and day."""
+    """What exists, job state and metrics, endpoint health, the last smoke test, and the cost burn per hour and day.
+
+    \b
+    Examples:
+      finetune status examples/local-quickstart.yaml
+      finetune status examples/phi3-ultrachat.yaml --json
+      finetune status specs/                      # every spec of a folder
+    """
     from finetune.console import print_json, print_lines
     from finetune.render.status_text import render_status
-    from finetune.session import open_backend
     from finetune.workflow import plan_against_target, status_report
 
     loaded = _load(spec, var, var_file, needs_data=False, locked=True)  # the pins name the current job and model
-    with open_backend(loaded, emulate=emulate) as backend:
+    with _target(loaded, emulate) as backend:
         planned = plan_against_target(loaded, backend, (lambda _m: None) if json_out else _say_stderr, prepare=False)
-        report = status_report(planned, backend)
+        report = status_report(planned, backend, loaded)
     if json_out:
         print_json(report)
     else:
         print_lines(render_status(report))
 
 
-@app.command()
+@app.command(short_help="Send a chat request to the endpoint; print the answer.")
 @spec_arg
-@click.option("--message", "-m", help="Send this user message instead of the smoke-test sample.")
+@click.option("--message", "-m", help="Send this user message instead of the smoke-test sample row.")
 @click.option("--deployment", help="Target one deployment (default: by traffic).")
+@click.option("--temperature", type=click.FloatRange(min=0), help="Sampling temperature; 0 decodes greedily (the same "
+              "answer every time).  [default: the spec's smoke_test.parameters]")
+@click.option("--top-p", type=click.FloatRange(min=0, max=1, min_open=True),
+              help="Nucleus sampling: keep the most likely tokens up to this probability mass.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), help="The longest answer, in tokens.")
 @json_opt
 @emulate_opt
 @template_opts
-def invoke(spec: Path, message: str | None, deployment: str | None, json_out: bool, emulate: bool,
-           var: tuple[str, ...], var_file: Path | None) -> None:
-    """Send the smoke-test request (or --message) to the endpoint and print the answer."""
-    from finetune.console import print_json, say
-    from finetune.session import open_backend
+def invoke(spec: Path, message: str | None, deployment: str | None, temperature: float | None, top_p: float | None,
+           max_new_tokens: int | None, json_out: bool, emulate: bool, var: tuple[str, ...], var_file: Path | None
+           ) -> None:
+    """Send the smoke-test request (or --message) to the endpoint; print the question, the expected answer (when
+    the sample row has one) and the answer.
+
+    The request carries the spec's smoke_test.parameters, with --temperature, --top-p and --max-new-tokens over
+    them.
+
+    \b
+    Examples:
+      finetune invoke examples/local-quickstart.yaml
+      finetune invoke spec.yaml -m "How often should I water a fern?" --temperature 0
+      finetune invoke spec.yaml --deployment blue --max-new-tokens 64 --json
+    """
+    from finetune.console import print_json, print_lines
+    from finetune.render.exchange import exchange_lines
     from finetune.workflow import invoke_endpoint
 
     loaded = _load(spec, var, var_file, needs_data=False)
-    with open_backend(loaded, emulate=emulate) as backend:
-        answer = invoke_endpoint(loaded, backend, message, deployment)
+    generation = {"temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens}
+    with _target(loaded, emulate) as backend:
+        exchange = invoke_endpoint(loaded, backend, message, deployment, generation)
     if json_out:
-        print_json({"answer": answer})
+        print_json(exchange.to_dict())
     else:
-        say(answer)
+        print_lines(exchange_lines(exchange.to_dict(), indent=""))
 
 
-@app.command("force-unlock")
+@app.command("force-unlock", short_help="Remove the lock a crashed apply left behind.")
 @spec_arg
 @emulate_opt
 @template_opts
 def force_unlock(spec: Path, emulate: bool, var: tuple[str, ...], var_file: Path | None) -> None:
-    """Remove the apply lock left by a crashed apply (refuses while a running process holds it)."""
+    """Remove the apply lock left by a crashed apply (refuses while a running process holds it).
+
+    A lock whose holder died on this machine is taken over by the next apply without this; it is for a lock left
+    on another host through a shared state folder.
+
+    \b
+    Examples:
+      finetune force-unlock examples/phi3-ultrachat.yaml
+    """
     from finetune.console import say
-    from finetune.session import lock_for, open_backend
+    from finetune.session import lock_for
 
     loaded = _load(spec, var, var_file, needs_data=False)
-    with open_backend(loaded, emulate=emulate) as backend:
+    with _target(loaded, emulate) as backend:
         lock = lock_for(loaded, backend)
     unlocked = lock.force_unlock()
     if not unlocked.removed:
@@ -401,17 +533,28 @@ def force_unlock(spec: Path, emulate: bool, var: tuple[str, ...], var_file: Path
     say(f"Removed {lock.path} ({left_by}).", "green")
 
 
-@app.group("data")
+@app.group("data", short_help="Prepare the spec's data (see `finetune data prepare`).")
 def data_app() -> None:
-    """Dataset preparation."""
+    """Dataset preparation.
+
+    \b
+    Examples:
+      finetune data prepare examples/phi3-ultrachat.yaml
+    """
 
 
-@data_app.command("prepare")
+@data_app.command("prepare", short_help="Prepare, check and hash the spec's data (cached).")
 @spec_arg
 @json_opt
 @template_opts
 def data_prepare(spec: Path, json_out: bool, var: tuple[str, ...], var_file: Path | None) -> None:
-    """Prepare the spec's data (JSONL per split, checked, hashed, cached) and summarize it."""
+    """Prepare the spec's data (JSONL per split, checked, hashed, cached) and summarize it.
+
+    \b
+    Examples:
+      finetune data prepare examples/phi3-ultrachat.yaml
+      finetune data prepare examples/local-quickstart.yaml --json
+    """
     from finetune.console import print_json, say
     from finetune.data import render_summary
     from finetune.dataprep import prepare_data
@@ -436,10 +579,15 @@ def data_prepare(spec: Path, json_out: bool, var: tuple[str, ...], var_file: Pat
         say(line)
 
 
-@app.command()
+@app.command(short_help="Print the JSON Schema of the spec format.")
 @click.option("--out", type=click.Path(path_type=Path), help="Write to this file instead of stdout.")
 def schema(out: Path | None) -> None:
-    """Print the JSON Schema of the spec format (for editors: yaml-language-server)."""
+    """Print the JSON Schema of the spec format (for editors: yaml-language-server).
+
+    \b
+    Examples:
+      finetune schema --out specs/finetune-v1.schema.json
+    """
     from finetune.schema import spec_json_schema_text
 
     text = spec_json_schema_text()
@@ -449,7 +597,7 @@ def schema(out: Path | None) -> None:
         out.write_text(text)
 
 
-@app.command()
+@app.command(short_help="Write a commented starter spec, or the CI workflow.")
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option("--target", type=click.Choice(["local", "azureml"]), default="local", show_default=True)
 @click.option("--name", help="Spec name (default: from the file name).")
@@ -543,7 +691,7 @@ def _init_github_ci(repo_root: Path | None, spec_globs: tuple[str, ...], pip_req
         "(see the comments at the top of the file); commit the specs' lock files (`finetune lock SPEC`)")
 
 
-@app.command()
+@app.command(short_help="Pin floating references in SPEC.lock.yaml.")
 @spec_arg
 @click.option("--upgrade", is_flag=True, help="Resolve every floating reference again and move the pins.")
 @json_opt
@@ -561,11 +709,10 @@ def lock(spec: Path, upgrade: bool, json_out: bool, emulate: bool, var: tuple[st
       finetune lock examples/phi3-ultrachat.yaml --upgrade
     """
     from finetune.console import print_json, say
-    from finetune.session import open_backend
     from finetune.workflow import lock_spec
 
     loaded = _load(spec, var, var_file)
-    with open_backend(loaded, emulate=emulate) as backend:
+    with _target(loaded, emulate) as backend:
         result = lock_spec(loaded, backend, upgrade, (lambda _m: None) if json_out else _say_stderr)
     if json_out:
         print_json({"ok": True, "lock": result.path, "written": result.written, "changes": result.lines})
@@ -579,7 +726,7 @@ def lock(spec: Path, upgrade: bool, json_out: bool, emulate: bool, var: tuple[st
     say(f"wrote {result.path}: commit it with the spec", "green")
 
 
-@app.command()
+@app.command(short_help="Write the spec as files another tool runs (az ml YAML).")
 @spec_arg
 @click.option("--to", "to", required=True, type=click.Choice(["azure-cli"]),
               help="azure-cli: `az ml` CLI v2 YAML files and a README.md with the commands in order.")
@@ -606,9 +753,7 @@ def export(spec: Path, to: str, folder: Path, online: bool, json_out: bool, emul
     check_target(loaded, to)
     log = (lambda _m: None) if json_out else _say_stderr
     if online or emulate:
-        from finetune.session import open_backend
-
-        with open_backend(loaded, emulate=emulate) as backend:
+        with _target(loaded, emulate) as backend:
             result = export_azure_cli(loaded, folder, backend=backend, say=log)
     else:
         result = export_azure_cli(loaded, folder, say=log)
@@ -639,6 +784,7 @@ def wants_json(args: list[str]) -> bool:
 def run(args: list[str]) -> int:
     """Run one command; expected errors become one-line diagnostics, unexpected ones a bug hint. The exit code."""
     as_json = wants_json(args)
+    _started.set(time.monotonic())
     try:
         # Outside standalone mode click returns the code of an Exit instead of raising it.
         code = app.main(args=args, prog_name="finetune", standalone_mode=False)

@@ -11,7 +11,7 @@ from finetune.dataprep import state_dir
 from finetune.errors import FinetuneError
 from finetune.spec.load import LoadedSpec
 from finetune.spec.models import TargetKind
-from finetune.state import ApplyLock, Journal, target_slug
+from finetune.state import ApplyLock, Journal, LastResult, target_slug
 
 
 @contextlib.contextmanager
@@ -84,3 +84,8 @@ def journal_for(loaded: LoadedSpec, backend: Backend) -> Journal:
 
 def lock_for(loaded: LoadedSpec, backend: Backend, command: str = "apply") -> ApplyLock:
     return ApplyLock(_runs_dir(loaded, backend) / "apply.lock", command)
+
+
+def last_smoke_test(loaded: LoadedSpec, backend: Backend) -> LastResult:
+    """The last smoke test's exchange on this target (written by apply, shown by status, cleared by destroy)."""
+    return LastResult(_runs_dir(loaded, backend) / "smoke-test.json")

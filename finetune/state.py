@@ -140,6 +140,37 @@ class Journal:
         return found
 
 
+# ---- the last result of a step ---------------------------------------------------------------------------------------
+class LastResult:
+    """One JSON document replaced whole (the last smoke test's question, expected answer and answer, which `status`
+    shows: the target keeps no record of them). Callers write named fields only, never a backend's raw outputs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, data: dict[str, Any]) -> None:
+        check_state_folder(self.path.parent, create=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            temporary.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+            os.replace(temporary, self.path)  # readers see the old document or the new one, never half of one
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            raise state_error(self.path, exc) from None
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None  # unreadable: shown as no result rather than failing `status`
+        return data if isinstance(data, dict) else None
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 # ---- the lock --------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LockInfo:

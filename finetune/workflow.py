@@ -15,9 +15,10 @@ from finetune.backends.base import Backend, registered_model
 from finetune.dataprep import cached_data, prepare_data, probe_data
 from finetune.errors import FinetuneError
 from finetune.graph import Graph, ResolvedFacts, build_graph, is_known, resolved_endpoint_name
+from finetune.invoke import Exchange, generation_parameters, message_request, sample_request
 from finetune.plan.model import Action, Change, Observed, Plan
 from finetune.plan.planner import facts_from_observed, make_plan, offline_facts
-from finetune.session import journal_for, offline_target, open_backend
+from finetune.session import journal_for, last_smoke_test, offline_target, open_backend
 from finetune.spec.load import LoadedSpec
 from finetune.spec.models import TargetKind
 
@@ -174,8 +175,28 @@ def apply_plan(planned: Planned, backend: Backend, loaded: LoadedSpec, progress:
             return None
         return build_graph(loaded.spec, replace(planned.facts, registered_version=str(version)))
 
-    return run_changes(planned.plan, planned.graph, backend, planned.observed, journal_for(loaded, backend),
-                       progress, data_files=planned.data_files, detach=detach, refresh=refresh)
+    result = run_changes(planned.plan, planned.graph, backend, planned.observed, journal_for(loaded, backend),
+                         progress, data_files=planned.data_files, detach=detach, refresh=refresh)
+    _remember_smoke_test(loaded, backend, planned.graph, result)
+    return result
+
+
+def _remember_smoke_test(loaded: LoadedSpec, backend: Backend, graph: Graph, result: ApplyResult) -> None:
+    """Keep the smoke test's exchange (or its failure) for `status`: the target records only that it passed."""
+    for address, step in result.steps.items():
+        if not address.startswith("smoke_test.") or step.status not in ("ok", "failed"):
+            continue
+        if step.status == "ok" and "answer" not in step.outputs:
+            continue  # unchanged (noop): the last record still holds
+        resource = graph.resources.get(address)
+        record: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="seconds"), "address": address, "ok": step.status == "ok",
+            "deployment": resource.desired.get("deployment") if resource else None}
+        if step.status == "ok":
+            record.update({key: step.outputs.get(key) for key in ("question", "expected", "answer", "parameters")})
+        else:
+            record["error"] = step.message + (f" ({step.hint})" if step.hint else "")
+        last_smoke_test(loaded, backend).write(record)
 
 
 # ---- destroy ---------------------------------------------------------------------------------------------------
@@ -217,13 +238,17 @@ def run_destroy(loaded: LoadedSpec, teardown: Teardown, backend: Backend, progre
                 target=backend.target_info(), changes=tuple(teardown.changes),
                 created_at=datetime.now(UTC).isoformat(timespec="seconds"))
     observed: dict[str, Observed | None] = dict(teardown.owned)
-    return run_changes(plan, teardown.graph, backend, observed, journal_for(loaded, backend), progress,
-                       max_workers=1)
+    result = run_changes(plan, teardown.graph, backend, observed, journal_for(loaded, backend), progress,
+                         max_workers=1)
+    if any(a.startswith("endpoint.") and s.status == "ok" for a, s in result.steps.items()):
+        last_smoke_test(loaded, backend).clear()  # its answer came from an endpoint that is gone
+    return result
 
 
 # ---- status and invoke -----------------------------------------------------------------------------------------
-def status_report(planned: Planned, backend: Backend) -> dict[str, Any]:
-    """What exists, job state and metrics, endpoint health, and the cost burn of what is running."""
+def status_report(planned: Planned, backend: Backend, loaded: LoadedSpec) -> dict[str, Any]:
+    """What exists, job state and metrics, endpoint health, the last smoke test, and the cost burn of what is
+    running."""
     from finetune import catalog
 
     resources = []
@@ -253,12 +278,17 @@ def status_report(planned: Planned, backend: Backend) -> dict[str, Any]:
     if not planned.data_files:
         report["notes"] = ["the data is not prepared on this machine: training inputs are unknown, so the job and "
                            "model of this spec's current inputs cannot be matched (`finetune data prepare` fixes it)"]
+    smoke = last_smoke_test(loaded, backend).read()
+    if smoke is not None:
+        report["smoke_test"] = smoke
     report.update(backend.status_extra(planned.graph, planned.observed))
     return report
 
 
-def invoke_endpoint(loaded: LoadedSpec, backend: Backend, message: str | None, deployment: str | None) -> str:
-    """Send the smoke-test request (or `message`) to the spec's endpoint; the sample comes from the data cache."""
+def invoke_endpoint(loaded: LoadedSpec, backend: Backend, message: str | None, deployment: str | None,
+                    generation: dict[str, Any] | None = None) -> Exchange:
+    """Send the smoke-test request (or `message`) to the spec's endpoint; the sample comes from the data cache.
+    `generation` (temperature, top_p, max_new_tokens) goes over the smoke test's parameters."""
     endpoint = loaded.spec.endpoint
     if endpoint is None:
         raise FinetuneError("the spec has no endpoint to invoke", hint="add an `endpoint:` section and apply")
@@ -276,6 +306,8 @@ def invoke_endpoint(loaded: LoadedSpec, backend: Backend, message: str | None, d
         sample = data.roles.get("sample") or data.roles.get("test")
         sample_file = sample.path if sample else None
     facts = ResolvedFacts(workspace_identity=backend.workspace_identity)
-    messages = [{"role": "user", "content": message}] if message else None
-    return backend.invoke(resolved_endpoint_name(loaded.spec, facts), deployment, sample_file, smoke.row,
-                          smoke.seed, dict(smoke.parameters), messages)
+    parameters = generation_parameters(dict(smoke.parameters), **(generation or {}))
+    request = message_request(message, parameters) if message else sample_request(sample_file, smoke.row,
+                                                                                    smoke.seed, parameters)
+    answer = backend.invoke(resolved_endpoint_name(loaded.spec, facts), deployment, request.body())
+    return Exchange(request.question, request.expected, answer, request.parameters)

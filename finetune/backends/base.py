@@ -22,6 +22,22 @@ def registered_model(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return next((o for a, o in outputs.items() if a.startswith("model.") and o.get("version")), {})
 
 
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a training job is, as far as its target says (None: not reported). The CLI renders it as
+    `step 189/216 (88%) loss 0.47 eta 0:42` (finetune/render/progress.py)."""
+
+    state: str = "Running"  # the target's job state: "Queued", "Running", "Completed", ...
+    phase: str = ""  # before the first step (or after the last): what the job is doing ("loading model")
+    step: int | None = None
+    total_steps: int | None = None
+    epoch: float | None = None
+    total_epochs: float | None = None
+    loss: float | None = None
+    eta_s: float | None = None  # when the target estimates it; otherwise the view estimates it from the step rate
+    job: str = ""  # the job's name on the target, when worth showing
+
+
 class Cancelled(Exception):
     """Raised inside a step when the user interrupted apply; what was started keeps running and is resumed."""
 
@@ -36,6 +52,8 @@ class StepContext:
     data_files: dict[str, str]  # role -> prepared JSONL file (the data the apply was planned with)
     report: Callable[[str], None]  # a progress message for this resource ("Running, loss 1.23")
     record: Callable[[str, dict[str, Any]], None]  # journal an operation handle BEFORE waiting on it
+    # training progress for this resource (step/total/epoch/loss), rendered by the CLI's shared formatter
+    report_training: Callable[[TrainingProgress], None] = lambda _progress: None
     cancelled: threading.Event = field(default_factory=threading.Event)
     detach: bool = False  # submit long work (training) and return without waiting for it
 
@@ -81,9 +99,8 @@ class Backend(Protocol):
     def destroy(self, address: str, observed: Observed, ctx: StepContext) -> None:
         """Delete one resource that exists (named by `observed.properties`, so it need not be in the graph)."""
 
-    def invoke(self, endpoint: str, deployment: str | None, sample_file: str | None, row: int | str, seed: int,
-               parameters: dict[str, Any], messages: list[dict[str, str]] | None = None) -> str:
-        """Score one chat request on the endpoint and return the answer text."""
+    def invoke(self, endpoint: str, deployment: str | None, body: dict[str, Any]) -> str:
+        """Score one chat request (the body finetune.invoke builds) on the endpoint; the answer text."""
 
     def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
         """Target-specific additions to `status` (the local loss curve, dead servers)."""

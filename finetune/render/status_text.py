@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from finetune.render.exchange import smoke_test_lines
+
 Line = tuple[str, str | None]
 
 
@@ -34,6 +36,10 @@ def render_status(report: dict[str, Any]) -> list[Line]:
         lines.append((f"  note: {note}", "dim"))
     for warning in report.get("warnings", []):
         lines.append((f"  ! {warning}", "yellow"))
+    if report.get("smoke_test"):
+        lines.append(("", None))
+        lines.extend(smoke_test_lines(report["smoke_test"]))
+        lines.append(("", None))
     for line in report.get("loss_plot", []) or []:
         lines.append((line, None))
     if report.get("loss_png"):

@@ -53,7 +53,7 @@ def test_fresh_apply_creates_the_notebooks_entities(emu, workdir, capsys):
     endpoint = state["endpoints"][endpoint_name]
     assert endpoint["body"]["properties"]["traffic"] == {"demo": 100}
     assert list(endpoint["deployments"]) == ["demo"]
-    assert "Smoke test answer:" in out
+    assert "Smoke test:" in out and "answer:   [demo] emulated reply to: " in out
     # the job's submitted parameters: spec values win over model defaults; dropped keys are not sent
     inputs = json.dumps(job["properties"]["jobs"] if "jobs" in job["properties"] else job["properties"])
     assert "learning_rate_min" not in inputs

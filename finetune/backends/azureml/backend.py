@@ -26,7 +26,7 @@ from finetune.backends.base import StepContext, registered_model
 from finetune.backends.shared_reads import read_once
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known, training_inputs
-from finetune.invoke import build_request, parse_response
+from finetune.invoke import parse_response, sample_request
 from finetune.plan.model import Action, Change, Observed
 from finetune.spec.load import LoadedSpec
 from finetune.workspace import WorkspaceRef
@@ -111,8 +111,11 @@ class AzureMLBackend:
         self._registries.clear()
 
     def target_info(self) -> dict[str, Any]:
-        return {"kind": "azureml", "mode": "online", "identity": self.target_identity,
+        info = {"kind": "azureml", "mode": "online", "identity": self.target_identity,
                 "workspace": self.workspace.describe()}
+        if self.workspace.origin == "emulator":  # `plan --emulate --out`: the saved plan says it is a rehearsal
+            info["emulated"] = True
+        return info
 
     def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
         return {}
@@ -671,21 +674,21 @@ class AzureMLBackend:
 
     def _apply_smoke_test(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         d = resource.desired
-        sample = ctx.data_files.get("sample") or ctx.data_files.get("test")
-        answer = self.invoke(d["endpoint"], d["deployment"], sample, d["row"], d["seed"], d["parameters"])
+        request = sample_request(ctx.data_files.get("sample") or ctx.data_files.get("test"), d["row"], d["seed"],
+                                 d["parameters"])
+        ctx.report(f"asking: {request.question[:200]}")
+        answer = self.invoke(d["endpoint"], d["deployment"], request.body())
         endpoint = call(lambda: self.ws.online_endpoints.get(d["endpoint"]), f"read endpoint {d['endpoint']}")
         endpoint.tags = {**(endpoint.tags or {}), obs.SMOKE_TAG: resource.fingerprint}
         poller = call(lambda: self.ws.online_endpoints.begin_create_or_update(endpoint), "record smoke test")
         self._wait_lro(poller, ctx, "record smoke test")
-        ctx.report(f"answer: {answer[:200]}")
-        return {"answer": answer}
+        return {"question": request.question, "expected": request.expected, "answer": answer,
+                "parameters": request.parameters}
 
-    def invoke(self, endpoint: str, deployment: str | None, sample_file: str | None, row: int | str, seed: int,
-               parameters: dict[str, Any], messages: list[dict[str, str]] | None = None) -> str:
-        request = build_request(sample_file, row, seed, parameters, messages)
+    def invoke(self, endpoint: str, deployment: str | None, body: dict[str, Any]) -> str:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "request.json"
-            path.write_text(json.dumps(request))
+            path.write_text(json.dumps(body))
             raw = call(lambda: self.ws.online_endpoints.invoke(endpoint_name=endpoint, deployment_name=deployment,
                                                                request_file=str(path)),
                        f"invoke {endpoint}" + (f"/{deployment}" if deployment else ""))

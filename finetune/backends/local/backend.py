@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from finetune.backends.base import StepContext, registered_model
+from finetune.backends.base import StepContext, TrainingProgress, registered_model
 from finetune.dataprep import state_dir
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, training_inputs
-from finetune.invoke import build_request, parse_response
+from finetune.invoke import parse_response, sample_request
 from finetune.plan.model import Action, Change, Observed
 from finetune.spec.load import LoadedSpec
 
 INPUTS_FILE = "finetune-inputs.json"  # what decided this run, to explain the next one
+QUIET_SECONDS = 4.0  # the longest a running job goes unreported (a slow import or model load still says so)
 JOB_STATES = {"NotStarted": None, "Running": "Running", "Completed": "Completed", "Failed": "Failed",
               "Canceled": "Canceled", "Interrupted": "Interrupted"}
 
@@ -233,16 +235,17 @@ class LocalBackend:
         if ctx.detach and status.state.value != "Completed":  # the training process outlives this command
             return {"name": resource.desired["name"], "status": status.state.value, "pid": status.pid,
                     "detached": True}
-        last = None
+        last: tuple[Any, ...] | None = None
+        said_at = 0.0
 
         def on_progress(current) -> None:
-            nonlocal last
+            nonlocal last, said_at
             ctx.check_cancelled()
-            loss = current.metrics.get("loss")
-            shown = f"{current.state.value}, step {current.step}" + (f", loss {loss:.4f}" if loss is not None else "")
-            if shown != last:
-                ctx.report(shown)
-                last = shown
+            progress = training_progress(current)
+            shown = (progress.state, progress.phase, progress.step, progress.loss)
+            if shown != last or time.monotonic() - said_at >= QUIET_SECONDS:
+                ctx.report_training(progress)
+                last, said_at = shown, time.monotonic()
 
         final = trainjob.wait(config.output_dir, poll=0.5, on_progress=on_progress)
         if final.state.value != "Completed":
@@ -259,6 +262,7 @@ class LocalBackend:
         model_dir = job.get("model_dir")
         if not model_dir:
             raise FinetuneError("the training job produced no model folder")
+        ctx.report(f"registering {resource.name} in the MLflow registry")
         version = registry.register_model(
             self.tracking_uri, resource.name, model_dir, run_id=job.get("run_id"),
             tags={FORMAT_TAGS["fingerprint"]: resource.fingerprint, FORMAT_TAGS["spec"]: self.spec.metadata.name,
@@ -303,17 +307,18 @@ class LocalBackend:
 
     def _apply_smoke_test(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         d = resource.desired
-        answer = self.invoke(d["endpoint"], d["deployment"], ctx.data_files.get("sample") or
-                             ctx.data_files.get("test"), d["row"], d["seed"], d["parameters"])
+        request = sample_request(ctx.data_files.get("sample") or ctx.data_files.get("test"), d["row"], d["seed"],
+                                 d["parameters"])
+        ctx.report(f"asking: {request.question[:200]}")
+        answer = self.invoke(d["endpoint"], d["deployment"], request.body())
         path = self.endpoint_file(d["endpoint"])
         record = self._read(path) or {}
         record["smoke_test"] = resource.fingerprint
         self._write(path, record)
-        ctx.report(f"answer: {answer[:200]}")
-        return {"answer": answer}
+        return {"question": request.question, "expected": request.expected, "answer": answer,
+                "parameters": request.parameters}
 
-    def invoke(self, endpoint: str, deployment: str | None, sample_file: str | None, row: int | str, seed: int,
-               parameters: dict[str, Any], messages: list[dict[str, str]] | None = None) -> str:
+    def invoke(self, endpoint: str, deployment: str | None, body: dict[str, Any]) -> str:
         from finetune.backends.local import server
 
         record = self._read(self.endpoint_file(endpoint))
@@ -327,10 +332,9 @@ class LocalBackend:
         if status.state != "alive":
             raise FinetuneError(f"the local server for {endpoint}/{target} is {status.state}",
                                 hint="run `finetune apply` to restart it")
-        request = build_request(sample_file, row, seed, parameters, messages)
-        conversation = request["input_data"]["input_string"][0]
+        conversation = body["input_data"]["input_string"][0]
         try:
-            raw = server.score(status.info.url, conversation, request["input_data"]["parameters"])
+            raw = server.score(status.info.url, conversation, body["input_data"]["parameters"])
         except server.ServerError as exc:
             raise FinetuneError(f"invoking {endpoint}/{target} failed: {exc}") from exc
         return parse_response(raw)
@@ -425,3 +429,16 @@ def _measured(status: dict[str, Any]) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError):
         pass
     return found
+
+
+def training_progress(status: Any) -> TrainingProgress:
+    """A local job's status file (trainjob.JobStatus) as progress: its phase until the first step, then the step,
+    the total, the latest loss."""
+    state = JOB_STATES.get(status.state.value) or "Starting"
+    running = state == "Running"
+    phase = (status.raw.get("phase") or "") if running else ""
+    if state == "Starting":
+        phase = "starting the training process"
+    return TrainingProgress(state="Running" if state == "Starting" else state, phase=phase,
+                            step=status.step if status.raw.get("max_steps") else None,
+                            total_steps=status.raw.get("max_steps"), loss=status.metrics.get("loss"))

@@ -26,6 +26,13 @@ def log(message: str) -> None:
     print(f"[{time.monotonic() - _T0:7.2f}s] {message}", flush=True)
 
 
+def phase(status: StatusWriter, name: str) -> None:
+    """What the job does before (or after) its training steps, for the progress line; "" while it trains."""
+    if name:
+        log(name)
+    status.update(force=True, phase=name)
+
+
 def pick_device() -> str:
     import torch
 
@@ -119,7 +126,7 @@ def _make_callback(status: StatusWriter, tracker: MlflowSidecar | None, config: 
             self.last_check = 0.0
 
         def on_train_begin(self, args, state, control, **kwargs):
-            status.update(force=True, max_steps=state.max_steps, step=state.global_step)
+            status.update(force=True, max_steps=state.max_steps, step=state.global_step, phase="")
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             numbers = {k: float(v) for k, v in (logs or {}).items()
@@ -222,6 +229,7 @@ def train(config: LocalTrainConfig, status: StatusWriter) -> dict[str, Any]:
         read_conversations(data_file)
     # Started first, so MLflow's import and DB setup overlap torch's import on another core.
     tracker = MlflowSidecar(Path(config.output_dir)) if config.mlflow is not None else None
+    phase(status, "importing torch and transformers")
     try:
         return _train(config, status, tracker, p)
     except BaseException as exc:
@@ -241,10 +249,12 @@ def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSideca
     prm = config.parameters
     device = pick_device()
     set_seed(prm["seed"])
+    phase(status, f"loading model {config.model.hf or config.model.path or '(tiny, built from the config)'}")
     tokenizer, model = load_base(config, device)
     max_len = prm["max_seq_length"]
     if getattr(model.config, "max_position_embeddings", None):
         max_len = min(max_len, model.config.max_position_embeddings)
+    phase(status, "tokenizing data")
     train_rows = encode_file(tokenizer, config.train_file, max_len)
     eval_rows = encode_file(tokenizer, config.validation_file, max_len) if config.validation_file else []
     if not train_rows:
@@ -255,6 +265,7 @@ def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSideca
     log(f"model and data ready: {config.model.describe()[:80]}, {len(train_rows)} train rows, device {device}"
         + (f", {threads} CPU threads" if threads else ""))
 
+    phase(status, "preparing the trainer")
     args, precision = training_arguments(config, device, bool(eval_rows))
     status.update(force=True, device=device, precision=precision, cpu_threads=threads, train_rows=len(train_rows),
                   eval_rows=len(eval_rows))
@@ -276,6 +287,7 @@ def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSideca
     seconds = time.perf_counter() - started
     tokens = int(trainer.tokens)
     log(f"trained {trainer.state.global_step} steps, {tokens} tokens in {seconds:.1f}s")
+    phase(status, "saving the model")
     model_dir = save_merged(trainer.model, tokenizer, p["model"], {
         "training_hash": config.training_hash(), "model_source": config.model.describe(),
         "global_step": trainer.state.global_step, "metrics": result.metrics})
@@ -283,6 +295,7 @@ def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSideca
     if tracker is not None:
         tracker.log.write({"step": trainer.state.global_step,
                            "metrics": {"train_tokens_per_second": tokens / seconds if seconds else 0.0}})
+        phase(status, "finishing the MLflow run")
         status.update(mlflow=tracker.finish("FINISHED"))
         log(f"MLflow run {status.data['mlflow']['run_id']} finished")
     log("done")

@@ -264,6 +264,7 @@ def run(config_path: str | Path) -> int:
         "step": 0,
         "max_steps": None,
         "epoch": 0.0,
+        "phase": "starting",  # what it does before its first step (training.phase); "" while it trains
         "resumed_from_step": None,
         "metrics": {},
         "device": None,
