@@ -114,7 +114,7 @@ def test_invoke_shows_the_exchange_and_sends_generation_options(emu, workdir, ca
                                "parameters": body["input_data"]["parameters"]}
 
 
-@pytest.mark.parametrize(("option", "value"), [("--top-p", "1.5"), ("--temperature", "-1"),
+@pytest.mark.parametrize(("option", "value"), [("--top-p", "1.5"), ("--temperature", "-1.0"),
                                                ("--max-new-tokens", "0")])
 def test_invoke_refuses_out_of_range_generation_options(emu, workdir, capsys, option, value):
     code, out, err = run(capsys, "invoke", str(workdir / "spec.yaml"), "-m", "hi", option, value)
