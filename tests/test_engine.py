@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -96,6 +97,57 @@ def test_heartbeat_says_what_runs_and_what_comes_next(tmp_path, monkeypatch):
     beats = [e for e in events if e.kind == "status" and "still running" in e.message]
     assert result.ok and beats
     assert any(e.address == "job.j" and "model.m" in e.message and e.elapsed > 0 for e in beats)
+
+
+def test_a_silent_step_is_never_silent_for_long_and_a_reporting_one_gets_no_heartbeat(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "QUIET_SECONDS", 0.2)
+
+    class Chatty(FakeBackend):
+        def apply(self, change, ctx):
+            if change.address == "endpoint.e":  # reports often: never needs a heartbeat
+                for _ in range(12):
+                    ctx.report("provisioning")
+                    time.sleep(0.1)
+            return super().apply(change, ctx)
+
+    result, events = run(Chatty({"job.j": 2.2}), tmp_path)
+    assert result.ok
+    job = [e.elapsed for e in events if e.address == "job.j" and e.kind == "status"]
+    assert len(job) >= 3  # silent for 2.2 s: said to be running every 0.2 s, give or take the 0.5 s poll
+    assert max(b - a for a, b in zip([0.0, *job], job, strict=False)) <= 0.2 + 0.5 + 0.3
+    assert not [e for e in events if e.address == "endpoint.e" and "still running" in e.message]
+
+
+def test_heartbeat_gap_grows_with_the_steps_age_up_to_the_cap():
+    assert not engine.heartbeat_due(1.0, engine.QUIET_SECONDS - 0.1)
+    assert engine.heartbeat_due(1.0, engine.QUIET_SECONDS)
+    assert not engine.heartbeat_due(80.0, engine.QUIET_SECONDS)  # an 80 s wait may be quiet for 20 s
+    assert engine.heartbeat_due(80.0, 20.0)
+    assert engine.heartbeat_due(3600.0, engine.HEARTBEAT_SECONDS)
+    assert not engine.heartbeat_due(3600.0, engine.HEARTBEAT_SECONDS - 1)
+
+
+def test_training_progress_reaches_the_printer_as_the_shared_training_line(tmp_path):
+    from finetune.backends.base import TrainingProgress
+    from finetune.render.progress import progress_printer
+
+    class Training(FakeBackend):
+        def apply(self, change, ctx):
+            if change.address == "job.j":
+                ctx.report_training(TrainingProgress(phase="loading model"))
+                for step in (0, 50, 100):
+                    ctx.report_training(TrainingProgress(step=step, total_steps=200, loss=1.0 / (step + 1)))
+                    time.sleep(0.1)
+            return super().apply(change, ctx)
+
+    lines: list[str] = []
+    graph, plan = graph_of({"job.j": ()})
+    engine.run_changes(plan, graph, Training({}), {}, Journal(tmp_path / "j.jsonl"), progress_printer(lines.append))
+    shown = [line.split(" ", 2)[2] for line in lines if " job.j " in line and "create" not in line]
+    assert shown[0] == "loading model"
+    assert shown[1] == "step 0/200 (0%) loss 1.00"
+    assert re.fullmatch(r"step 50/200 \(25%\) loss 0\.02 eta 0:0\d", shown[2]), shown
+    assert re.fullmatch(r"step 100/200 \(50%\) loss 9\.9e-03 eta 0:0\d", shown[3]), shown
 
 
 def test_cancellation_interrupts_running_steps_and_starts_nothing_new(tmp_path):

@@ -56,11 +56,14 @@ class StepRate:
 
     def __init__(self) -> None:
         self._first: tuple[float, int] | None = None  # (seconds, step) of the first training step seen
+        self._last_step = -1
 
     def eta(self, seconds: float, step: int | None, total: int | None) -> float | None:
         if step is None or not total:
             return None
-        if self._first is None or step < self._first[1]:  # the first sample, or a restarted run
+        restarted = step < self._last_step  # a new attempt, resuming from an earlier checkpoint
+        self._last_step = step
+        if self._first is None or restarted:
             self._first = (seconds, step)
             return None
         since, first_step = self._first

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import re
 import signal
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -72,9 +74,20 @@ def run_quietly(*argv: str) -> None:
 
 
 def test_local_lifecycle(spec, capsys):
+    begun = time.monotonic()
     code, out, err = run(capsys, "apply", str(spec), "--auto-approve")
+    wall = time.monotonic() - begun
     assert code == 0, err
-    assert "Smoke test:" in out and "question: " in out and "answer:   " in out
+    # the closing line is the whole command's wall clock, planning and data preparation included
+    reported = float(re.search(r"Apply complete in ([\d.]+) s\.", out).group(1))
+    assert wall - 1.0 <= reported <= wall + 0.05
+    # before its first step the job says what it is doing; then step/total (percent), loss and an estimate
+    job = [line.split(" job.finetune ", 1)[1] for line in err.splitlines() if " job.finetune " in line]
+    assert "importing torch and transformers" in job
+    assert any(re.fullmatch(r"Completed, step (\d+)/\1 \(100%\) loss \d+\.\d\d", line) for line in job), job
+    # the smoke test: the sample row's question and expected answer, and the model's answer
+    sample = json.loads((spec.parent / "data" / "test.jsonl").read_text().splitlines()[0])["messages"]
+    assert f"  question: {sample[-2]['content']}\n  expected: {sample[-1]['content']}\n  answer:   " in out
     # the run is set against the plan's estimate (from this machine's calibration), so the estimate can be checked
     took = next(line for line in out.splitlines() if line.startswith("Training took "))
     assert "; estimated " in took and took.endswith(("within the estimate", "under the estimate", "over the estimate"))
