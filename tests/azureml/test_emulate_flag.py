@@ -64,7 +64,8 @@ def test_saved_plan_remembers_it_was_made_against_the_emulator(workdir, capsys, 
     code, out, err = run(capsys, "apply", saved, "--auto-approve")  # no --emulate: refused before any connection
     assert code == 1 and out == ""
     [line] = err.strip().splitlines()
-    assert "was planned against the Azure ML emulator (--emulate)" in line and f"finetune apply {saved} --emulate" in line
+    assert "was planned against the Azure ML emulator (--emulate)" in line
+    assert f"finetune apply {saved} --emulate" in line
 
     code, _, err = run(capsys, "apply", saved, "--emulate", "--auto-approve")
     assert code == 0, err
