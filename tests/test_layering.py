@@ -70,7 +70,7 @@ BELOW: dict[str, list[str]] = {
     "backend seam": ["plan"],
     "backends": ["backend seam", "dataprep"],
     "apply": ["backend seam", "state"],  # the seam only: never a concrete backend
-    "testing": [],
+    "testing": ["catalog"],  # the emulator serves the catalog's vmSizes list
     "session": ["backends", "dataprep", "testing"],
     "workflow": ["apply", "session"],
     "cli": ["workflow", "render"],

@@ -60,7 +60,7 @@ def test_wheel_carries_templates_and_schema(tmp_path):
     assert "finetune/_templates/init.yaml.j2" in names
     assert "finetune/_templates/plan.md.j2" in names
     assert f"finetune/_specs/{SCHEMA_FILE}" in names
-    assert "finetune/catalog/data/skus.csv" in names
+    assert "finetune/catalog/data/vm_sizes.json" in names
     # Rendering works from the unpacked wheel alone, not from the checkout.
     target = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(target)

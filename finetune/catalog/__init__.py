@@ -5,11 +5,10 @@ The data files live in `finetune/catalog/data/` (sources in SOURCES.md); this mo
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -53,18 +52,26 @@ class Sku:
 @cache
 def _skus() -> dict[str, Sku]:
     table: dict[str, Sku] = {}
-    for row in csv.DictReader(io.StringIO(_read("skus.csv"))):
+    for size in vm_sizes_document()["value"]:
+        ours = size["finetune"]
+        prices = (size.get("estimatedVMPrices") or {}).get("values") or []
         sku = Sku(
-            name=row["name"], family=row["family"], vcpus=int(row["vcpus"]), ram_gib=float(row["ram_gib"]),
-            gpus=float(row["gpus"]), gpu_type=row["gpu_type"],
-            gpu_mem_gb=float(row["gpu_mem_gb"]) if row["gpu_mem_gb"] else None,
-            usd_per_hour=float(row["usd_per_hour"]) if row["usd_per_hour"] else None,
-            managed_online=row["managed_online"] == "yes", skip_reservation=row["skip_reservation"] == "yes",
-            retired=date.fromisoformat(row["retired"]) if row["retired"] else None,
-            replacement=row["replacement"] or None,
+            name=size["name"], family=size["family"], vcpus=int(size["vCPUs"]), ram_gib=float(size["memoryGB"]),
+            gpus=float(ours.get("gpuFraction") or size["gpus"]), gpu_type=ours["gpuType"] or "",
+            gpu_mem_gb=ours["gpuMemoryGB"], usd_per_hour=prices[0]["retailPrice"] if prices else None,
+            managed_online=ours["managedOnline"], skip_reservation=ours["skipReservation"],
+            retired=date.fromisoformat(ours["retired"]) if ours["retired"] else None,
+            replacement=ours["replacement"],
         )
         table[sku.name.lower()] = sku
     return table
+
+
+@cache
+def vm_sizes_document() -> dict[str, Any]:
+    """`vm_sizes.json`: the region's vmSizes list in the REST shape, each size with finetune's fields under
+    `finetune` (GPU model, managed-online support, retirement, sources)."""
+    return json.loads(_read("vm_sizes.json"))
 
 
 def find_sku(name: str) -> Sku | None:
@@ -76,9 +83,20 @@ def all_skus() -> list[Sku]:
     return list(_skus().values())
 
 
-def similar_sku(name: str) -> str | None:
-    names = [s.name for s in all_skus()]
-    lowered = {n.lower(): n for n in names}
+def usable_skus(names: Iterable[str], *, managed_online: bool = False) -> list[str]:
+    """The sizes of `names` that can still be used: not retired (and offered for managed online endpoints when
+    `managed_online`). Sizes the catalog does not know are kept: nothing says they are unusable."""
+    kept = []
+    for name in names:
+        sku = find_sku(name)
+        if sku is None or not (sku.is_retired or (managed_online and not sku.managed_online)):
+            kept.append(sku.name if sku else name)
+    return kept
+
+
+def similar_sku(name: str, *, managed_online: bool = False) -> str | None:
+    """The closest usable size name (never a retired one) to a name the catalog does not know."""
+    lowered = {n.lower(): n for n in usable_skus((s.name for s in all_skus()), managed_online=managed_online)}
     close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.75)
     return lowered[close[0]] if close else None
 
@@ -204,6 +222,36 @@ def _models() -> dict[str, KnownModel]:
 def known_model(registry: str | None, name: str) -> KnownModel | None:
     model = _models().get(name.lower())
     return model if model and (registry in (None, model.registry)) else None
+
+
+def similar_model(registry: str | None, name: str) -> str | None:
+    """The catalog's model of `registry` whose name is closest to `name` (a likely typo), if any is close."""
+    names = {m.name.lower(): m.name for m in _models().values() if registry in (None, m.registry)}
+    close = difflib.get_close_matches(name.lower(), list(names), n=1, cutoff=0.85)
+    return names[close[0]] if close else None
+
+
+def catalog_registries() -> set[str]:
+    """Registries whose chat models the catalog lists (only those models: a registry holds many more)."""
+    return {m.registry for m in _models().values()}
+
+
+# ---- generation parameters (the smoke-test request) -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GenerationOption:
+    name: str
+    type: str  # number, integer, boolean, string
+    min: float | None = None
+    max: float | None = None
+    description: str = ""
+
+
+@cache
+def generation_options() -> dict[str, GenerationOption]:
+    raw = json.loads(_read("generation.json"))["options"]
+    return {name: GenerationOption(name, o["type"], o.get("min"), o.get("max"), o.get("description", ""))
+            for name, o in raw.items()}
 
 
 # ---- naming ---------------------------------------------------------------------------------------------------------

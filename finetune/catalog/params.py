@@ -105,9 +105,14 @@ def _number(value: Any, spec: ComponentInput) -> float:
     if isinstance(value, bool):
         raise ParameterError(f"{value!r} is a boolean; '{spec.name}' takes a {spec.type}")
     try:
-        return float(value)
+        number = float(value)
+    except OverflowError:
+        raise ParameterError(f"{str(value)[:20]}... is too large for a {spec.type}") from None
     except (TypeError, ValueError):
         raise ParameterError(f"{value!r} is not a {spec.type}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ParameterError(f"{value!r} is not a finite {spec.type}")
+    return number
 
 
 def unknown_parameter_hint(name: str, schema: ComponentSchema) -> str:

@@ -5,6 +5,7 @@ They run offline and instantly. Each finding is a Diagnostic located at the offe
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path as FsPath
 
 from finetune import catalog
@@ -16,26 +17,40 @@ from finetune.spec.yaml_source import Path, SourceMap, dotted
 
 
 class _Checker:
-    def __init__(self, spec: Spec, source: SourceMap, diags: Diagnostics, needs_data: bool = True) -> None:
+    def __init__(self, spec: Spec, source: SourceMap, diags: Diagnostics, needs_data: bool = True,
+                 broken: frozenset[str] = frozenset()) -> None:
         self.spec = spec
         self.source = source
         self.diags = diags
         self.needs_data = needs_data
+        self.broken = broken  # top-level sections the schema refused: checks that read them are skipped
+
+    def ok(self, *sections: str) -> bool:
+        return not self.broken.intersection(sections)
 
     def error(self, path: Path, message: str, hint: str = "", *, key: bool = False) -> None:
         self.diags.error(message, path=dotted(path), hint=hint, location=self.source.locate(path, key=key))
 
-    def warning(self, path: Path, message: str, hint: str = "") -> None:
-        self.diags.warning(message, path=dotted(path), hint=hint, location=self.source.locate(path))
+    def warning(self, path: Path, message: str, hint: str = "", *, key: bool = False) -> None:
+        self.diags.warning(message, path=dotted(path), hint=hint, location=self.source.locate(path, key=key))
+
+    # Each check and the sections it reads.
+    CHECKS = (
+        ("names", ()),  # guards its parts itself
+        ("target", ("target", "model", "compute", "endpoint")),
+        ("registry_model", ("target", "model")),
+        ("compute", ("compute", "target", "model", "finetune")),
+        ("parameters", ("finetune",)),
+        ("endpoint", ("endpoint", "target", "model")),
+        ("data", ("data",)),
+        ("smoke_test", ("smoke_test", "endpoint", "data")),
+        ("generation_parameters", ("smoke_test",)),
+    )
 
     def run(self) -> None:
-        self.names()
-        self.target()
-        self.compute()
-        self.parameters()
-        self.endpoint()
-        self.data()
-        self.smoke_test()
+        for check, sections in self.CHECKS:
+            if self.ok(*sections):
+                getattr(self, check)()
 
     # -- names --------------------------------------------------------------------------------------------------------
     def name(self, kind: str, value: str, path: Path, *, reserve: int = 0) -> None:
@@ -49,12 +64,15 @@ class _Checker:
 
     def names(self) -> None:
         spec = self.spec
-        self.name("asset", spec.metadata.name, ("metadata", "name"))
-        self.name("asset", spec.registered_model.name, ("registered_model", "name"))
-        self.name("experiment", spec.experiment, ("finetune", "experiment"))
-        if spec.compute:
+        if self.ok("metadata"):
+            self.name("asset", spec.metadata.name, ("metadata", "name"))
+        if self.ok("registered_model"):
+            self.name("asset", spec.registered_model.name, ("registered_model", "name"))
+        if self.ok("finetune", "metadata"):
+            self.name("experiment", spec.experiment, ("finetune", "experiment"))
+        if spec.compute and self.ok("compute"):
             self.name("compute", spec.compute.name, ("compute", "name"))
-        if spec.endpoint:
+        if spec.endpoint and self.ok("endpoint"):
             reserve = ENDPOINT_SUFFIX_LEN if spec.endpoint.unique_suffix else 0
             self.name("endpoint", spec.endpoint.name, ("endpoint", "name"), reserve=reserve)
             seen: set[str] = set()
@@ -89,6 +107,21 @@ class _Checker:
             self.error(("model", "name"), "the local target cannot train an Azure ML registry model",
                        "use `hf: <model id>`, `path: <folder>` or `tiny: {}` for local runs")
 
+    def registry_model(self) -> None:
+        """A registry model name the catalog does not know but nearly matches is a typo, caught before any call."""
+        model = self.spec.model
+        if self.spec.target.kind is not TargetKind.AZUREML or model.name is None or model.registry is None:
+            return
+        if model.registry not in catalog.catalog_registries() or catalog.known_model(model.registry, model.name):
+            return
+        close = catalog.similar_model(model.registry, model.name)
+        if close:
+            self.error(("model", "name"), f"unknown model '{model.name}' in registry {model.registry}",
+                       f"did you mean '{close}'?")
+        else:
+            self.warning(("model", "name"), f"model '{model.name}' is not in the offline catalog of registry "
+                         f"{model.registry}; plan checks that the registry has it")
+
     # -- compute ------------------------------------------------------------------------------------------------------
     def compute(self) -> None:
         compute = self.spec.compute
@@ -97,6 +130,8 @@ class _Checker:
         path = ("compute", "sku")
         sku = catalog.find_sku(compute.sku)
         known = self._known_model()
+        usable = catalog.usable_skus(known.finetune_skus) if known and known.finetune_skus else []
+        gpu_hint = f"use {_one_of(usable)}" if usable else "use a GPU size such as Standard_NC24ads_A100_v4"
         if sku is None:
             close = catalog.similar_sku(compute.sku)
             if close:
@@ -111,14 +146,16 @@ class _Checker:
         elif sku.is_retired:
             replacement = f"use {sku.replacement} ({_describe(sku.replacement)})"
             self.error(path, f"{sku.name} was retired on {sku.retired}", replacement)
+        elif not sku.gpus:
+            self.error(path, f"{sku.name} has no GPU ({sku.describe}); fine-tuning needs GPUs", gpu_hint)
         elif sku.gpus < 1:
-            self.error(path, f"{sku.name} has no full GPU ({sku.describe}); fine-tuning needs GPUs",
-                       "use a GPU size such as Standard_NC24ads_A100_v4")
-        if known and known.finetune_skus and (sku is None or not sku.is_retired):
+            self.error(path, f"{sku.name} has no full GPU ({sku.describe}); fine-tuning needs GPUs", gpu_hint)
+        if known and known.finetune_skus and (sku is None or (not sku.is_retired and sku.gpus >= 1)):
             allowed = {s.lower() for s in known.finetune_skus}
             if compute.sku.lower() not in allowed:
                 self.error(path, f"{compute.sku} is not in {known.name}'s fine-tune allow list",
-                           f"use one of: {', '.join(known.finetune_skus)}")
+                           f"use {_one_of(usable)}" if usable else "none of its allow-listed sizes is still "
+                           "offered: pick another model")
         explicit = self.spec.finetune.parameters.get("number_of_gpu_to_use_finetuning")
         if sku is not None and sku.gpus >= 1 and explicit is not None:
             try:
@@ -187,21 +224,27 @@ class _Checker:
                 continue
             path = ("endpoint", "deployments", i, "sku")
             sku = catalog.find_sku(deployment.sku)
+            # Suggestions are sizes the deployment could really use: allowed, managed-online and not retired.
+            usable = catalog.usable_skus(known.inference_skus, managed_online=True) if known and \
+                known.inference_skus else []
             if sku is None:
-                close = catalog.similar_sku(deployment.sku)
+                close = catalog.similar_sku(deployment.sku, managed_online=True)
                 if close:
                     self.error(path, f"unknown VM size '{deployment.sku}'", f"did you mean '{close}'?")
                 continue
             if sku.is_retired:
-                self.error(path, f"{sku.name} was retired on {sku.retired}", f"use {sku.replacement}")
+                replacement = sku.replacement if not usable or sku.replacement in usable else usable[0]
+                self.error(path, f"{sku.name} was retired on {sku.retired}", f"use {replacement}")
                 continue
             if not sku.managed_online:
                 self.error(path, f"{sku.name} is not offered for managed online endpoints",
-                           "pick a size from the managed online endpoint SKU list, e.g. Standard_NC24ads_A100_v4")
+                           f"use {_one_of(usable)}" if usable else "pick a size from the managed online endpoint "
+                           "SKU list, e.g. Standard_NC24ads_A100_v4")
             if known and known.inference_skus and deployment.sku.lower() not in {s.lower() for s in
                                                                                   known.inference_skus}:
                 self.error(path, f"{deployment.sku} is not in {known.name}'s inference allow list",
-                           f"use one of: {', '.join(known.inference_skus)}")
+                           f"use {_one_of(usable)}" if usable else "none of its allow-listed sizes is still "
+                           "offered: pick another model")
 
     # -- data ---------------------------------------------------------------------------------------------------------
     def data(self) -> None:
@@ -229,6 +272,21 @@ class _Checker:
         splits = self.spec.data.splits
         return {s for s in (splits.train, splits.validation, splits.test, splits.sample) if s}
 
+    def generation_parameters(self) -> None:
+        """smoke_test.parameters is free-form (it is sent as is); known options are checked, unknown ones warned."""
+        options = catalog.generation_options()
+        for name, value in self.spec.smoke_test.parameters.items():
+            path = ("smoke_test", "parameters", name)
+            option = options.get(name)
+            if option is None:
+                close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+                self.warning(path, f"'{name}' is not a known generation option; it is sent as is",
+                             f"did you mean '{close[0]}'?" if close else f"known: {', '.join(options)}", key=True)
+                continue
+            problem = _generation_problem(option, value)
+            if problem:
+                self.error(path, f"invalid value for '{name}': {problem}")
+
     def smoke_test(self) -> None:
         spec = self.spec
         if spec.endpoint is None or not spec.smoke_test.enabled:
@@ -238,11 +296,34 @@ class _Checker:
                        "set data.splits.sample (or data.splits.test), or smoke_test.enabled: false")
 
 
+def _generation_problem(option: catalog.GenerationOption, value: object) -> str | None:
+    """Why `value` does not fit the generation option, or None."""
+    if option.type == "boolean":
+        return None if isinstance(value, bool) else f"{value!r} is not true or false"
+    if option.type == "string":
+        return None if isinstance(value, str) else f"{value!r} is not text"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{value!r} is not a number"
+    if option.type == "integer" and value != int(value):
+        return f"{value!r} is not a whole number"
+    if option.min is not None and value < option.min:
+        return f"{value!r} is below the minimum {option.min:g}"
+    if option.max is not None and value > option.max:
+        return f"{value!r} is above the maximum {option.max:g}"
+    return None
+
+
+def _one_of(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"one of: {', '.join(names)}"
+
+
 def _describe(sku_name: str | None) -> str:
     sku = catalog.find_sku(sku_name) if sku_name else None
     return sku.describe if sku else "see the catalog"
 
 
-def check_spec(spec: Spec, source: SourceMap, diags: Diagnostics, *, needs_data: bool = True) -> None:
-    """Semantic checks. `needs_data=False`: the command reads only the target, so missing data only warns."""
-    _Checker(spec, source, diags, needs_data).run()
+def check_spec(spec: Spec, source: SourceMap, diags: Diagnostics, *, needs_data: bool = True,
+               broken: set[str] | frozenset[str] = frozenset()) -> None:
+    """Semantic checks. `needs_data=False`: the command reads only the target, so missing data only warns.
+    `broken`: top-level sections the schema refused (None in `spec`); the checks that read them are skipped."""
+    _Checker(spec, source, diags, needs_data, frozenset(broken)).run()

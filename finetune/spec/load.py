@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from finetune.errors import Diagnostic, Diagnostics, SpecError
 from finetune.spec.models import Spec
+from finetune.spec.numbers import number_problems
 from finetune.spec.template import render_tree
 from finetune.spec.yaml_source import Path, SourceMap, dotted, load_yaml
 
@@ -75,13 +76,15 @@ def load_spec(path: str | FsPath, *, variables: Mapping[str, Any] | None = None,
     if diags.errors:
         raise SpecError(diags.errors)
 
-    spec = _validate_model(rendered, source, diags)
-    if spec is None:
-        raise SpecError(diags.errors)
-    if check:
+    numbers = {where: (message, hint) for where, message, hint in number_problems(rendered)}
+    for where, (message, hint) in numbers.items():
+        diags.error(message, path=dotted(where), location=source.locate(where), hint=hint)
+    spec, broken = _validate_model(rendered, source, diags, skip=set(numbers))
+    broken |= {str(where[0]) for where in numbers}
+    if check:  # the semantic checks run on every section the schema accepted, so one run shows every problem
         from finetune.spec.checks import check_spec
 
-        check_spec(spec, source, diags, needs_data=needs_data)
+        check_spec(spec, source, diags, needs_data=needs_data, broken=broken)
     if diags.errors:
         raise SpecError(diags.errors + diags.warnings)
     digest = hashlib.sha256(_canonical(rendered).encode()).hexdigest()
@@ -94,13 +97,44 @@ def _canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
 
 
-def _validate_model(data: dict, source: SourceMap, diags: Diagnostics) -> Spec | None:
+def _validate_model(data: dict, source: SourceMap, diags: Diagnostics, skip: set[Path]) -> tuple[Spec, set[str]]:
+    """The spec, or when the schema refuses it, a partial one: each top-level section that validates on its own is
+    kept, the rest are None and named in the returned set (checks that need them are skipped)."""
     try:
-        return Spec.model_validate(data)
+        return Spec.model_validate(data), set()
     except ValidationError as exc:
-        found = [_diagnostic_for(err, data, source) for err in exc.errors(include_url=False)]
-        diags.items.extend(_without_explained_missing(found))
-        return None
+        errors = exc.errors(include_url=False)
+    found = [_diagnostic_for(err, data, source) for err in errors
+             if _data_path(err["loc"], data) not in skip]  # a too-large number is reported once, not twice
+    diags.items.extend(_without_explained_missing(found))
+    by_alias = {info.alias or name: name for name, info in Spec.model_fields.items()}
+    broken = {by_alias[str(err["loc"][0])] for err in errors if err["loc"] and str(err["loc"][0]) in by_alias}
+    if any(not err["loc"] for err in errors):
+        broken |= set(Spec.model_fields)
+    for err in errors:  # `compte:` leaves `compute` unset: checks of a missing compute would only repeat the typo
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+            close = difflib.get_close_matches(str(err["loc"][0]), list(by_alias), n=1, cutoff=0.6)
+            broken |= {by_alias[c] for c in close}
+    return _partial_spec(data, broken), broken
+
+
+def _partial_spec(data: dict, broken: set[str]) -> Spec:
+    from pydantic import TypeAdapter
+
+    values: dict[str, Any] = {}
+    for name, info in Spec.model_fields.items():
+        key = info.alias or name
+        if name in broken:
+            values[name] = None
+        elif key in data:
+            try:
+                values[name] = TypeAdapter(info.annotation).validate_python(data[key])
+            except ValidationError:  # only fails together with another section; treat it as broken too
+                broken.add(name)
+                values[name] = None
+        else:
+            values[name] = info.get_default(call_default_factory=True)
+    return Spec.model_construct(**values)
 
 
 def _without_explained_missing(found: list[Diagnostic]) -> list[Diagnostic]:

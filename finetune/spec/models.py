@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, WithJsonSchema, model_validator
 
 Scalar = str | int | float | bool
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]  # what numpy and torch accept as a seed
 
 
 def _version_text(value: Any) -> Any:
@@ -66,7 +67,7 @@ class TinyModel(_Model):
     hidden_size: int = Field(128, ge=16, le=8192)
     heads: int = Field(4, ge=1, le=128)
     vocab_size: int = Field(2000, ge=256, le=200000)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class BaseModelRef(_Model):
@@ -140,7 +141,7 @@ class SplitPercentages(_Model):
 class Sampling(_Model):
     method: Literal["head", "random"] = Field("head", description="`head`: the first N% (what the notebook does); "
                                               "`random`: a seeded random N%")
-    seed: int = 42
+    seed: Seed = 42
 
 
 def _source_kind(value: Any) -> str:
@@ -261,8 +262,9 @@ class EndpointSpec(_Model):
 
 class SmokeTestSpec(_Model):
     enabled: bool = True
-    row: int | Literal["random"] = Field(0, description="Which row of the sample split to send (index or `random`)")
-    seed: int = 42
+    row: Annotated[int, Field(ge=0)] | Literal["random"] = Field(
+        0, description="Which row of the sample split to send (index or `random`)")
+    seed: Seed = 42
     parameters: dict[str, Scalar] = Field(default_factory=lambda: {"temperature": 0.6, "top_p": 0.9,
                                                                    "do_sample": True, "max_new_tokens": 200})
 

@@ -78,7 +78,12 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return self.scalars.construct_object(node, deep=True)
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except ValueError:  # an integer past Python's 4300-digit string conversion limit
+            self.diags.error(f"{len(node.value)}-digit number is too large", path=_dotted(path),
+                             location=self._loc(node), hint="use a smaller number")
+            return None
 
     def build_key(self, node: yaml.Node) -> str:
         if not isinstance(node, yaml.ScalarNode):

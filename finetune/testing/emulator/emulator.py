@@ -131,7 +131,7 @@ class AzureMLEmulator:
 
     def set_quota(self, family: str, vcpus: int) -> None:
         """Set the dedicated-core quota of a VM family (e.g. ``"StandardNCADSA100v4Family"``)."""
-        self.service.state["quota"][family] = int(vcpus)
+        self.service.state["quota"][family.lower().replace(" ", "")] = int(vcpus)
 
     # ---- request log -----------------------------------------------------------------------------------------
     @property

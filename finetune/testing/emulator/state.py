@@ -233,7 +233,12 @@ def seed_registry(now: float, phi3_layout: str = "tags") -> dict[str, Any]:
 
 
 def vm_sizes() -> list[dict[str, Any]]:
-    return json.loads(seed_text("vm_sizes.json"))["value"]
+    """The region's whole vmSizes list (GPU and CPU sizes) from the catalog's data file, in the REST shape: the
+    catalog's own fields (under `finetune`) are not part of what Azure answers."""
+    from finetune.catalog import vm_sizes_document
+
+    return [{k: v for k, v in size.items() if k != "finetune" and v is not None}
+            for size in vm_sizes_document()["value"]]
 
 
 def managed_online_skus() -> dict[str, dict[str, str]]:

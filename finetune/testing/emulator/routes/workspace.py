@@ -54,7 +54,8 @@ def family_usage(svc) -> dict[str, int]:
 
 
 def family_limit(svc, family: str) -> int:
-    return int(svc.state["quota"].get(family, DEFAULT_FAMILY_QUOTA))
+    # Family names differ in case and spaces between Azure's lists; the key is normalized as set_quota stores it.
+    return int(svc.state["quota"].get(family.lower().replace(" ", ""), DEFAULT_FAMILY_QUOTA))
 
 
 def usages(svc) -> list[dict]:
