@@ -133,7 +133,8 @@ def _report_error(exc: FinetuneError, as_json: bool) -> None:
 @template_opts
 @json_opt
 def validate(spec: Path, var: tuple[str, ...], var_file: Path | None, json_out: bool) -> None:
-    """Check a spec offline: schema, names, SKUs, allow lists, parameters. Every problem at once, with file:line.
+    """Check a spec offline: schema, names, SKUs, allow lists, parameters, and the data and model files it refers
+    to (read like `data prepare`, nothing written). Every problem at once, with file:line.
 
     SPEC is a spec file, or a folder: every spec in it is checked.
 
@@ -144,15 +145,33 @@ def validate(spec: Path, var: tuple[str, ...], var_file: Path | None, json_out: 
       finetune validate specs/                    # every spec of a folder
     """
     from finetune.console import print_json, say
+    from finetune.deepcheck import check_references
+    from finetune.errors import Severity, SpecError
+    from finetune.spec.load import SpecCheckError
 
-    loaded = _load(spec, var, var_file)
+    try:
+        loaded = _load(spec, var, var_file)
+    except SpecCheckError as exc:
+        found = check_references(exc.spec, exc.source, exc.path.parent, broken=exc.broken).diagnostics
+        raise SpecError(_errors_first(exc.diagnostics + found)) from None
+    report = check_references(loaded.spec, loaded.source, loaded.base_dir)
+    if any(d.severity is Severity.ERROR for d in report.diagnostics):
+        raise SpecError(_errors_first(report.diagnostics + loaded.warnings))
+    warnings = loaded.warnings + report.diagnostics
     if json_out:
         print_json({"ok": True, "spec": loaded.spec.metadata.name, "target": loaded.spec.target.kind.value,
-                    "diagnostics": [d.to_dict() for d in loaded.warnings]})
+                    "diagnostics": [d.to_dict() for d in warnings],
+                    "data_rows": {role: {"valid": v, "selected": n} for role, (v, n) in report.rows.items()}})
         return
-    for warning in loaded.warnings:
+    for warning in warnings:
         say(warning.format(), "yellow", stderr=True)
     say(f"{spec}: valid (FineTune {loaded.spec.metadata.name}, target {loaded.spec.target.kind.value})", "green")
+    if report.summary:
+        say(f"  {report.summary}", "dim")
+
+
+def _errors_first(diagnostics: list) -> list:
+    return sorted(diagnostics, key=lambda d: d.severity.value != "error")
 
 
 def _say_stderr(message: str) -> None:

@@ -8,6 +8,7 @@ from finetune.data import HubSource, LocalSource, PrepareRequest, PrepareResult,
 from finetune.errors import FinetuneError
 from finetune.spec.load import LoadedSpec
 from finetune.spec.models import HubSource as SpecHubSource
+from finetune.spec.models import Spec
 from finetune.state import check_state_folder
 
 
@@ -24,13 +25,18 @@ def data_cache_dir(loaded: LoadedSpec) -> Path:
 
 
 def prepare_request(loaded: LoadedSpec) -> PrepareRequest:
-    data = loaded.spec.data
+    return request_for(loaded.spec, loaded.base_dir)
+
+
+def request_for(spec: Spec, base_dir: Path) -> PrepareRequest:
+    """The spec's `data:` section as a request; local paths are relative to `base_dir` (the spec's folder)."""
+    data = spec.data
     if isinstance(data.source, SpecHubSource):
         source: HubSource | LocalSource = HubSource(data.source.hf, data.source.revision, data.source.config)
     elif data.source.path is not None:
-        source = LocalSource(path=str((loaded.base_dir / data.source.path).resolve()), format=data.source.format)
+        source = LocalSource(path=str((base_dir / data.source.path).resolve()), format=data.source.format)
     else:
-        files = {split: tuple(str((loaded.base_dir / f).resolve()) for f in ([paths] if isinstance(paths, str)
+        files = {split: tuple(str((base_dir / f).resolve()) for f in ([paths] if isinstance(paths, str)
                                                                                else paths))
                  for split, paths in (data.source.files or {}).items()}
         source = LocalSource(files=files, format=data.source.format)

@@ -41,7 +41,9 @@ LAYERS: dict[str, list[str]] = {
     "render": ["render/",
                "console.py"],  # terminal output (styling, JSON); used by the CLI only
     "state": ["state.py"],  # the local state folder: apply's journal and per-target lock
-    "dataprep": ["dataprep.py"],  # the spec's data: section as a data-layer request, and where it is prepared
+    # the spec's data: section as a data-layer request, and where it is prepared; validate's offline checks of the
+    # data and model files a spec refers to
+    "dataprep": ["dataprep.py", "deepcheck.py"],
     "backend seam": ["backends/__init__.py", "backends/base.py",  # the Backend protocol the engine knows
                      "backends/shared_reads.py"],  # reads a folder of specs shares
     "backends": ["backends/azureml/", "backends/local/",

@@ -38,6 +38,16 @@ class LoadedSpec:
         return self.path.parent
 
 
+class SpecCheckError(SpecError):
+    """The spec loaded but failed validation; carries what did load (sections in `broken` are None), so callers
+    can check the rest (validate checks the data and model files too) and show every problem in one run."""
+
+    def __init__(self, diagnostics: list[Diagnostic], *, spec: Spec, source: SourceMap, path: FsPath,
+                 broken: set[str]) -> None:
+        super().__init__(diagnostics)
+        self.spec, self.source, self.path, self.broken = spec, source, path, broken
+
+
 def load_spec(path: str | FsPath, *, variables: Mapping[str, Any] | None = None, check: bool = True,
               needs_data: bool = True) -> LoadedSpec:
     """Load and validate a spec file; raises SpecError carrying every problem found."""
@@ -86,7 +96,7 @@ def load_spec(path: str | FsPath, *, variables: Mapping[str, Any] | None = None,
 
         check_spec(spec, source, diags, needs_data=needs_data, broken=broken)
     if diags.errors:
-        raise SpecError(diags.errors + diags.warnings)
+        raise SpecCheckError(diags.errors + diags.warnings, spec=spec, source=source, path=path, broken=broken)
     digest = hashlib.sha256(_canonical(rendered).encode()).hexdigest()
     return LoadedSpec(spec=spec, path=path.resolve(), source=source, digest=digest, warnings=diags.warnings)
 

@@ -121,6 +121,9 @@ def test_var_file_and_var_via_cli(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("FINETUNE_TEST_MODEL_NAME", "m")
     path = write(tmp_path, LOCAL)
+    # validate reads the data too: the folder needs its train split
+    (tmp_path / "train.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "hi"},
+                                                                  {"role": "assistant", "content": "hello"}]}) + "\n")
     var_file = tmp_path / "vars.yaml"
     var_file.write_text("name: from-file\n")
     with pytest.raises(SystemExit) as info:
