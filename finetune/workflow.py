@@ -53,6 +53,7 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
     the target alone then says what exists.
     """
     if prepare:
+        _require_model_files(loaded)  # before anything is prepared or created: a training that cannot start
         say("preparing data (cached when unchanged)")
         data = prepare_data(loaded)
     else:
@@ -79,6 +80,18 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
     preflight = backend.preflight(graph, observed)
     plan = make_plan(loaded, facts, observed, preflight=preflight, target=backend.target_info(), graph=graph)
     return Planned(plan, graph, observed, facts, files)
+
+
+def _require_model_files(loaded: LoadedSpec) -> None:
+    """A local model folder (or cached hub snapshot) that cannot be trained from fails the plan, so apply never
+    starts the endpoint beside a training that would fail a minute later."""
+    from finetune.deepcheck import check_references
+    from finetune.errors import Severity
+
+    found = check_references(loaded.spec, loaded.source, loaded.base_dir, broken={"data"}).diagnostics
+    errors = [d for d in found if d.severity is Severity.ERROR]
+    if errors:
+        raise FinetuneError(errors)
 
 
 # ---- the lock file ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from itertools import islice
 
 from finetune.data import chunks, source
 from finetune.data.chunks import MAX_BAD_ROWS
-from finetune.data.errors import DataError
+from finetune.data.errors import DataError, SourceUnavailableError
 from finetune.data.prepare import _per_file
 from finetune.data.readers import _is_json_array, iter_selected
 from finetune.data.request import PrepareRequest
@@ -40,10 +40,13 @@ class InspectResult:
 
 
 def inspect(request: PrepareRequest) -> InspectResult:
-    """Read the rows prepare() would select from a local source and check each; nothing is written or cached."""
+    """Read the rows prepare() would select from a local source (or a hub dataset in the local HF cache) and check
+    each; nothing is written, cached or downloaded. SourceUnavailableError when a hub dataset is not cached."""
     result = InspectResult()
     try:
         resolved = source.resolve(request, None, network=False)
+    except SourceUnavailableError:
+        raise  # a hub dataset not (fully) in the local cache: nothing to inspect, and not a problem of the data
     except DataError as exc:
         result.errors.append(exc)
         return result

@@ -138,3 +138,35 @@ def test_hf_model_from_the_cache_or_a_note(tmp_path, monkeypatch, capsys):
     (repo / "snapshots" / commit / "model.safetensors").unlink()
     code, _, err = run_cli(capsys, "validate", str(spec))
     assert code == 1 and "cached acme/tiny-chat: no weights" in err
+
+
+def test_cached_hub_dataset_rows_are_checked(tmp_path, monkeypatch, capsys):
+    hub = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    spec = project(tmp_path)
+    spec.write_text(spec.read_text().replace("path: data", "hf: acme/chat"))
+    code, _, err = run_cli(capsys, "validate", str(spec))
+    assert (code, err) == (0, "")  # not fetched yet: plan or apply reads it
+    commit = "b" * 40
+    snapshot = hub / "datasets--acme--chat" / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (hub / "datasets--acme--chat" / "refs").mkdir()
+    (hub / "datasets--acme--chat" / "refs" / "main").write_text(commit)
+    (snapshot / "train.jsonl").write_text(json.dumps(CHAT) + "\n" + json.dumps({"messages": "hi"}) + "\n")
+    (snapshot / "test.jsonl").write_text(json.dumps(CHAT) + "\n")
+    code, _, err = run_cli(capsys, "validate", str(spec))
+    assert code == 1
+    assert f"{snapshot / 'train.jsonl'}:2: error: data.source: train row is not valid chat" in err
+
+
+@pytest.mark.parametrize("env", [{}, {"HF_HOME": "/x/home"}, {"HF_HUB_CACHE": "/y/hub", "HF_HOME": "/x"},
+                                 {"XDG_CACHE_HOME": "/z"}])
+def test_validate_finds_the_hf_cache_where_the_data_layer_does(env, monkeypatch):
+    from finetune.data.hub import hub_cache
+    from finetune.deepcheck import _hf_cache
+
+    for name in ("HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert _hf_cache() == hub_cache()
