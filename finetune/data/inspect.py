@@ -1,6 +1,6 @@
 """inspect(): what prepare() would find wrong with a local source, without writing anything.
 
-The same pieces as prepare (resolve, sampling, the streaming readers, the per-row chat checks), so a row is invalid
+The same pieces as prepare (resolve, sampling, the streaming readers, the per-row chat check), so a row is invalid
 here exactly when prepare would drop or refuse it. Problems are collected, not raised: a broken JSON line ends the
 reading of its file only, the next file and split are still read, and every invalid row is counted.
 """
@@ -8,9 +8,9 @@ reading of its file only, the next file and split are still read, and every inva
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import islice
 
-from finetune.data import chunks, source
+from finetune.data import source
+from finetune.data.checks import row_problems, valid_turns
 from finetune.data.chunks import MAX_BAD_ROWS
 from finetune.data.errors import DataError, SourceUnavailableError
 from finetune.data.prepare import _per_file
@@ -84,24 +84,20 @@ def _check_rows(files: list[source.SourceFile], wanted: list[int], route: dict[i
 def _check_file(f: source.SourceFile, offset: int, local: list[int], route: dict[int, str],
                 result: InspectResult) -> tuple[DataError | None, int]:
     """Check the rows of one file until the end or the first unreadable row: (its error or None, rows read)."""
-    state: dict = {"read": 0, "failed": None}
-
-    def rows():
-        try:
-            for row in iter_selected(f.path, f.format, local):
-                state["read"] += 1
-                yield row, route[offset + row.index]
-        except DataError as exc:
-            state["failed"] = exc
-
-    stream = rows()
-    while parts := chunks.process(islice(stream, chunks.LOCAL_CHUNK_ROWS)):
-        for role, part in parts.items():
-            check = result.roles[role]
-            check.valid_rows += part.rows
-            check.invalid_rows += part.dropped
-            check.bad_rows.extend(part.bad[: MAX_BAD_ROWS - len(check.bad_rows)])
-    return state["failed"], state["read"]
+    read = 0
+    try:
+        for row in iter_selected(f.path, f.format, local):
+            read += 1
+            check = result.roles[route[offset + row.index]]
+            if valid_turns(row.data) is not None:  # prepare's own test of a row (nothing to serialize here)
+                check.valid_rows += 1
+                continue
+            check.invalid_rows += 1
+            if len(check.bad_rows) < MAX_BAD_ROWS:
+                check.bad_rows.append(BadRow(check.role, row.path, row.line, tuple(row_problems(row.data))))
+    except DataError as exc:
+        return exc, read
+    return None, read
 
 
 def _line_format(f: source.SourceFile) -> bool:

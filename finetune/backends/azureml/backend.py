@@ -296,7 +296,7 @@ class AzureMLBackend:
                 allow = self.model.inference_skus if self.model else None
                 if allow is not None and sku_name.lower() not in {s.lower() for s in allow}:
                     found.error(f"{sku_name} is not in {model}'s inference allow list", address=resource.address,
-                                hint=f"use one of: {', '.join(allow)}")
+                                hint=_usable_hint(allow, managed_online=True))
                 sku = catalog.find_sku(sku_name)
                 if absent:
                     self._quota(sku_name, int(resource.desired["instance_count"]),
@@ -324,7 +324,7 @@ class AzureMLBackend:
         allow = self.model.finetune_skus if self.model else None
         if allow is not None and str(d["size"]).lower() not in {s.lower() for s in allow}:
             found.error(f"{d['size']} is not in {model}'s fine-tune allow list", address="job.finetune",
-                        hint=f"use one of: {', '.join(allow)}")
+                        hint=_usable_hint(allow))
         elif allow is None:
             found.warning(f"{model} publishes no fine-tune allow list; checked against the offline catalog only",
                           address="job.finetune")
@@ -760,3 +760,10 @@ class AzureMLBackend:
             elif result is not None:
                 found[address] = result
         return found
+
+
+def _usable_hint(allow: list[str] | tuple[str, ...], *, managed_online: bool = False) -> str:
+    """Suggest only allow-listed sizes that can still be used (not retired; managed-online for deployments)."""
+    usable = catalog.usable_skus(allow, managed_online=managed_online)
+    return f"use one of: {', '.join(usable)}" if usable else "none of its allow-listed sizes is still offered: " \
+        "pick another model"
