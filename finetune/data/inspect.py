@@ -44,7 +44,7 @@ def inspect(request: PrepareRequest) -> InspectResult:
     each; nothing is written, cached or downloaded. SourceUnavailableError when a hub dataset is not cached."""
     result = InspectResult()
     try:
-        resolved = source.resolve(request, None, network=False)
+        resolved = source.resolve(request, None, network=False, identify=False)
     except SourceUnavailableError:
         raise  # a hub dataset not (fully) in the local cache: nothing to inspect, and not a problem of the data
     except DataError as exc:

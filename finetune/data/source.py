@@ -33,12 +33,14 @@ def needed_splits(request: PrepareRequest) -> list[str]:
     return sorted(set(request.splits.values()))
 
 
-def resolve(request: PrepareRequest, memo_dir: Path | None, *, network: bool = True) -> ResolvedSource:
-    """Files of every source split the request uses. With network=False a hub source must be cached."""
+def resolve(request: PrepareRequest, memo_dir: Path | None, *, network: bool = True,
+            identify: bool = True) -> ResolvedSource:
+    """Files of every source split the request uses. With network=False a hub source must be cached.
+    identify=False skips hashing local files (the identity is then empty): for reading rows without caching."""
     src = request.source
     if isinstance(src, HubSource):
         return _resolve_hub(src, needed_splits(request), network=network)
-    return _resolve_local(src, needed_splits(request), memo_dir)
+    return _resolve_local(src, needed_splits(request), memo_dir, identify)
 
 
 def hub_identity(src: HubSource, *, network: bool) -> dict[str, Any]:
@@ -65,7 +67,8 @@ def _resolve_hub(src: HubSource, needed: list[str], *, network: bool) -> Resolve
     return ResolvedSource({**identity, "commit": files.commit}, splits)
 
 
-def _resolve_local(src: LocalSource, needed: list[str], memo_dir: Path | None) -> ResolvedSource:
+def _resolve_local(src: LocalSource, needed: list[str], memo_dir: Path | None, identify: bool = True
+                   ) -> ResolvedSource:
     if src.files is not None:
         available = {split: [Path(p) for p in paths] for split, paths in src.files.items()}
         where = "the source's files mapping"
@@ -80,6 +83,9 @@ def _resolve_local(src: LocalSource, needed: list[str], memo_dir: Path | None) -
                 hint=f"available: {', '.join(sorted(available)) or 'none'}",
             )
     files = [(split, path, format_of(path, src.format)) for split in needed for path in available[split]]
+    if not identify:
+        return ResolvedSource({}, {split: [SourceFile(path, fmt, _rows(path, fmt)) for s, path, fmt in files
+                                           if s == split] for split in needed})
     infos = _file_infos([(path, fmt) for _, path, fmt in files], memo_dir)
     splits: dict[str, list[SourceFile]] = {split: [] for split in needed}
     identity: dict[str, list[list[str]]] = {split: [] for split in needed}
@@ -87,6 +93,12 @@ def _resolve_local(src: LocalSource, needed: list[str], memo_dir: Path | None) -
         splits[split].append(SourceFile(path, fmt, info.rows))
         identity[split].append([fmt, info.sha256])
     return ResolvedSource({"kind": "local", "splits": identity}, splits)
+
+
+def _rows(path: Path, fmt: str) -> int:
+    if not path.exists():
+        raise DataError("source file not found", path=str(path))  # as file_info says it
+    return count_rows(path, fmt)
 
 
 def _file_infos(files: list[tuple[Path, str]], memo_dir: Path | None) -> list[FileInfo]:
