@@ -89,7 +89,10 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode):
             self.diags.error("mapping keys must be plain strings", location=self._loc(node))
             return f"<invalid key at line {node.start_mark.line + 1}>"
-        return str(self.scalars.construct_object(node))
+        try:
+            return str(self.scalars.construct_object(node))
+        except ValueError:  # a key past Python's 4300-digit integer conversion limit: keep its text
+            return str(node.value)
 
     def _loc(self, node: yaml.Node) -> Location:
         return Location(self.source.file, *_mark(node))
