@@ -16,7 +16,7 @@ from finetune.spec.models import Spec, TargetKind
 
 HOURS_PER_DAY = 24
 HOURS_PER_MONTH = 730  # the month Azure's pricing calculator bills (8,760 h / 12)
-LOCAL_SLACK = 1.25  # the local estimate's slow end: see the assumption it prints
+LOCAL_SLACK = 1.25  # the local estimate's margin either way: see the assumption it prints
 PRICES = "approximate list prices (eastus, Linux, on-demand) from the offline catalog; your prices may differ"
 
 
@@ -212,8 +212,9 @@ def _local_training(spec: Spec, parameters: dict[str, Any], data_stats: dict[str
         f"tokens: the data step's count x {throughput['tokens_per_data_token']:.2f}, the tokenizer's tokens per "
         "counted token on the calibration rows (chat template included)",
         f"fixed {throughput['setup_seconds']:.0f} s: imports, model loading and saving, as measured",
-        f"the slow end adds {LOCAL_SLACK - 1:.0%} for a machine busier than at calibration and the run's own "
-        "bookkeeping (MLflow, checkpoints), which the calibration does not measure",
+        f"the range allows {LOCAL_SLACK - 1:.0%} either way for a machine idler or busier than at calibration "
+        "(the slow end also for the run's own bookkeeping: MLflow, checkpoints, which the calibration does not "
+        "measure)",
     ]
     if work is None:
         cost["notes"].append("training time: known once the data is prepared (`finetune data prepare SPEC`)")
@@ -221,7 +222,7 @@ def _local_training(spec: Spec, parameters: dict[str, Any], data_stats: dict[str
     cost["training"].update(workload=work.describe(), tokens=round(work.train_tokens * work.epochs))
     eval_speedup = 2.0 if str(parameters.get("apply_lora")) == "true" else 3.0  # forward only (see gpus.json)
     setup = throughput["setup_seconds"]
-    low = (_seconds(work, rate["high"], eval_speedup) + setup) / 3600
+    low = (_seconds(work, rate["high"], eval_speedup) + setup) / LOCAL_SLACK / 3600
     high = (_seconds(work, rate["low"], eval_speedup) + setup) * LOCAL_SLACK / 3600
     cost["training_hours"] = {"low": round(low, 4), "high": round(high, 4)}
     cost["training_usd"] = {"low": 0.0, "high": 0.0}
