@@ -41,7 +41,8 @@ def plan_case(folder: Path) -> dict:
     for diagnostic in plan["diagnostics"]:  # the checkout's path is no part of the expected plan
         if diagnostic.get("location"):
             diagnostic["location"]["file"] = "spec.yaml"
-    return plan
+    # nor is it in the reasons that quote a diagnostic (a blocked change names the spec's file:line)
+    return json.loads(json.dumps(plan, default=str).replace(str(folder / "spec.yaml"), "spec.yaml"))
 
 
 def test_every_row_has_a_case():
