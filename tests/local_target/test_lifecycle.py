@@ -100,10 +100,18 @@ def test_local_lifecycle(spec, capsys):
 
     code, out, _ = run(capsys, "invoke", str(spec), "-m", "How often should I water a fern?", "--json")
     assert code == 0 and isinstance(json.loads(out)["answer"], str)
+    # greedy decoding at --temperature 0: the same answer every call, as long as --max-new-tokens allows
+    greedy = ["invoke", str(spec), "-m", "How often should I water a fern?", "--temperature", "0", "--json"]
+    answers = [json.loads(run(capsys, *greedy, "--max-new-tokens", str(n))[1]) for n in (6, 6, 2)]
+    assert answers[0]["parameters"] == {"do_sample": False, "max_new_tokens": 6}
+    assert answers[0]["answer"] == answers[1]["answer"]
+    assert len(answers[2]["answer"]) <= len(answers[0]["answer"])
 
+    code, out, _ = run(capsys, "status", str(spec))
+    assert "Last smoke test on deployment local" in out and "  answer:   " in out
     code, out, _ = run(capsys, "status", str(spec), "--json")
     report = json.loads(out)
-    assert code == 0
+    assert code == 0 and report["smoke_test"]["ok"] and report["smoke_test"]["expected"]
     job = next(r for r in report["resources"] if r["address"] == "job.finetune")
     assert job["status"] == "Completed"
     assert Path(report["loss_png"]).exists() and report["loss_plot"]
