@@ -42,3 +42,12 @@ def test_usages_cover_cpu_families_and_count_a_cpu_cluster(emu):
     assert usage["standardDSv3Family"]["currentValue"] == 12  # 3 nodes x 4 vCPUs
     emu.set_quota("StandardDSv3Family", 8)  # family names are matched without regard to case or spaces
     assert {u["name"]["value"]: u for u in _get(emu, "usages")}["standardDSv3Family"]["limit"] == 8
+
+
+def test_the_vcpu_count_is_read_from_the_sdks_vm_size_as_it_arrives(emu):
+    from finetune.backends.azureml.observe import vm_vcpus
+
+    sizes = {s.name: s for s in ws_client(emu).compute.list_sizes()}
+    assert sizes["Standard_D4s_v3"].v_cp_us is None  # the SDK leaves its own attribute unset: the wire key wins
+    assert vm_vcpus(sizes["Standard_D4s_v3"]) == 4
+    assert vm_vcpus(sizes["Standard_NC24ads_A100_v4"]) == 24

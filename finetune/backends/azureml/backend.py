@@ -334,7 +334,7 @@ class AzureMLBackend:
     def _quota(self, sku_name: str, count: int, reserve: float, address: str, found: Diagnostics) -> None:
         size = self.sizes.get(sku_name.lower())
         sku = catalog.find_sku(sku_name)
-        vcpus = getattr(size, "v_cp_us", None) or (sku.vcpus if sku else None)
+        vcpus = obs.vm_vcpus(size) or (sku.vcpus if sku else None)
         family = getattr(size, "family", None) or (sku.family if sku else None)
         if not vcpus or not family:
             return

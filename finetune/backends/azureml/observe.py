@@ -56,6 +56,13 @@ def state_name(state: Any) -> str | None:
     return None if state is None else str(getattr(state, "value", state))
 
 
+def vm_vcpus(size: Any) -> int | None:
+    """A listed VM size's vCPU count. The SDK's VmSize copies the REST model's dict onto itself, which in azure-ai-ml
+    1.35 is keyed as the wire spells it (`vCPUs`), leaving the snake_case attribute `v_cp_us` at None."""
+    value = getattr(size, "vCPUs", None) or getattr(size, "v_cp_us", None)
+    return int(value) if value else None
+
+
 def fingerprint_tag(tags: dict[str, Any] | None) -> str | None:
     return (tags or {}).get(FORMAT_TAGS["fingerprint"])
 
