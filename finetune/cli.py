@@ -629,7 +629,8 @@ def schema(out: Path | None) -> None:
               help="With --ci: which files are specs, a glob from the repository root (repeatable; default: every "
                    "YAML file declaring apiVersion: finetune/v1).")
 @click.option("--pip", "pip_requirement", metavar="REQUIREMENT",
-              help="With --ci: what the workflow pip-installs (default: finetune==this version).")
+              help="With --ci: what the workflow pip-installs (default: where this finetune came from: its git "
+                   "URL and commit, its archive URL, or finetune==this version when it came from a package index).")
 def init(path: Path | None, target: str, name: str | None, force: bool, ci: str | None, repo_root: Path | None,
          spec_globs: tuple[str, ...], pip_requirement: str | None) -> None:
     """Write a commented starter spec to PATH (default: finetune.yaml), or with --ci github the CI workflow.
@@ -690,8 +691,12 @@ def _init_github_ci(repo_root: Path | None, spec_globs: tuple[str, ...], pip_req
     if out.exists() and not force:
         raise FinetuneError(f"{out} already exists", hint="pass --force to overwrite it")
     globs = list(spec_globs) or list(CI_DEFAULT_SPECS)
-    text = render_template("github-workflow.yml.j2", version=__version__,
-                           pip_requirement=pip_requirement or f"finetune=={__version__}", spec_globs=globs,
+    if pip_requirement is None:
+        from finetune.installed import installed_requirement
+
+        pip_requirement = installed_requirement()
+    text = render_template("github-workflow.yml.j2", version=__version__, pip_requirement=pip_requirement,
+                           spec_globs=globs,
                            branch="main", branch_ref="'refs/heads/main'", environment="azureml",
                            cron="17 * * * *", python_version="3.12")
     # What the workflow would find today (it looks again on every run; tracked files only there).

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from finetune.cli import CI_WORKFLOW, run
+from finetune.errors import FinetuneError
 from finetune.render.templates import templates_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,9 @@ def repo(tmp_path: Path) -> Path:
 
 def _init(cwd: Path, *args: str, monkeypatch) -> int:
     monkeypatch.chdir(cwd)
-    return run(["init", "--ci", "github", *args])
+    # this checkout is installed editable, which a runner cannot install: say what it should install instead
+    pip = [] if "--pip" in args else ["--pip", "finetune==0.1.0"]
+    return run(["init", "--ci", "github", *args, *pip])
 
 
 def _workflow(root: Path) -> dict:
@@ -247,3 +250,27 @@ def test_pre_commit_hook_validates_each_spec_and_skips_other_yaml(tmp_path):
     bad = _run_hook(EXAMPLE, INVALID)
     assert bad.returncode == 1
     assert "bad-enum-parameter.yaml:" in bad.stderr and ": valid (FineTune" in bad.stdout
+
+
+def test_the_default_requirement_is_where_this_finetune_came_from():
+    from finetune.installed import requirement_from
+
+    assert requirement_from(None, "0.3.0") == "finetune==0.3.0"  # from a package index
+    git = {"url": "https://github.com/acme/finetune", "vcs_info": {"vcs": "git", "commit_id": "a1b2c3",
+                                                                    "requested_revision": "v0.3.0"}}
+    assert requirement_from(git) == "finetune @ git+https://github.com/acme/finetune@a1b2c3"
+    archive = {"url": "https://example.com/finetune-0.3.0.tar.gz", "archive_info": {"hashes": {}}}
+    assert requirement_from(archive) == "finetune @ https://example.com/finetune-0.3.0.tar.gz"
+    editable, folder = {"url": "file:///src", "dir_info": {"editable": True}}, {"url": "file:///tmp/x", "dir_info": {}}
+    for local in (editable, folder):
+        with pytest.raises(FinetuneError, match="a CI runner cannot install") as caught:
+            requirement_from(local)
+        assert "--pip" in caught.value.diagnostics[0].hint
+
+
+def test_an_editable_install_without_pip_is_one_line_naming_the_fix(repo, monkeypatch, capsys):
+    monkeypatch.chdir(repo)
+    assert run(["init", "--ci", "github"]) == 1
+    err = capsys.readouterr().err
+    assert "editable checkout" in err and "--pip" in err and "Traceback" not in err
+    assert not (repo / CI_WORKFLOW).exists()

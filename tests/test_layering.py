@@ -55,7 +55,8 @@ LAYERS: dict[str, list[str]] = {
     "workflow": ["workflow.py",  # the use cases behind the CLI, target-neutral
                  "export.py"],  # the graph as `az ml` CLI YAML files
     "cli": ["cli.py", "__main__.py",
-            "many.py"],  # a folder of specs: runs the CLI's commands for each, concurrently
+            "many.py",  # a folder of specs: runs the CLI's commands for each, concurrently
+            "installed.py"],  # where this finetune came from, as a pip requirement for CI
 }
 
 # layer -> the layers directly beneath it (it may import those and, transitively, everything beneath them).
