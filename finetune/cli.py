@@ -363,6 +363,12 @@ def apply(spec: Path, auto_approve: bool, detach: bool, json_out: bool, emulate:
 
         for line in estimate_vs_actual(planned.plan.cost, outputs.get("job.finetune")):
             say(line)
+        evaluation = outputs.get("job.finetune", {}).get("evaluation")
+        if evaluation:
+            from finetune.render.evaluation import evaluation_lines
+
+            for line in evaluation_lines(evaluation):
+                say(line)
 
 
 def _say_detached(result) -> None:
@@ -483,6 +489,59 @@ def status(spec: Path, json_out: bool, emulate: bool, var: tuple[str, ...], var_
 
 
 @app.command(short_help="Send a chat request to the endpoint; print the answer.")
+@spec_arg
+@click.option("--compare", nargs=2, metavar="A B", help="Two runs side by side: positions (1 = newest), job names "
+              "or prefixes of a name or fingerprint.")
+@json_opt
+@emulate_opt
+@template_opts
+def runs(spec: Path, compare: tuple[str, str] | None, json_out: bool, emulate: bool, var: tuple[str, ...],
+         var_file: Path | None) -> None:
+    """The spec's training runs, newest first: what changed from the run before, metrics, duration, cost, the
+    model version, and which one is deployed now."""
+    from finetune.console import print_json, print_lines
+    from finetune.render.runs_text import render_compare, render_runs
+    from finetune.runs import compare_runs, runs_report
+    from finetune.session import open_backend
+
+    loaded = _load(spec, var, var_file, needs_data=False)
+    with open_backend(loaded, emulate=emulate) as backend:
+        report = runs_report(loaded, backend)
+    result = compare_runs(report, *compare) if compare else report
+    if json_out:
+        print_json(result)
+    else:
+        print_lines(render_compare(result) if compare else render_runs(result))
+
+
+@app.command()
+@spec_arg
+@click.option("--port", type=int, default=0, help="Port to serve on (default: a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@template_opts
+def ui(spec: Path, port: int, host: str, var: tuple[str, ...], var_file: Path | None) -> None:
+    """Open MLflow's UI on the spec's tracking store (local target): runs, metrics, registered models. Ctrl-C stops
+    it."""
+    from finetune.backends.local import ui as mlflow_ui_server
+    from finetune.console import say
+    from finetune.runs import mlflow_ui
+
+    command, url = mlflow_ui(_load(spec, var, var_file, needs_data=False), host, port)
+    _say_stderr(f"starting: {' '.join(command)}")
+    try:
+        proc = mlflow_ui_server.start(command, url)
+    except RuntimeError as exc:
+        raise FinetuneError(str(exc), hint="is the port taken? pass --port") from None
+    say(f"MLflow UI: {url}  (Ctrl-C stops it)")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mlflow_ui_server.stop(proc)
+
+
+@app.command()
 @spec_arg
 @click.option("--message", "-m", help="Send this user message instead of the smoke-test sample row.")
 @click.option("--deployment", help="Target one deployment (default: by traffic).")

@@ -53,6 +53,7 @@ LAYERS: dict[str, list[str]] = {
     "testing": ["testing/"],  # the Azure ML emulator: self-contained, opened by session for emulated workspaces
     "session": ["session.py"],  # opening a spec's target: backend (or emulator), journal, lock
     "workflow": ["workflow.py",  # the use cases behind the CLI, target-neutral
+                 "runs.py",  # `finetune runs` / `finetune ui`: a spec's training runs, compared
                  "export.py"],  # the graph as `az ml` CLI YAML files
     "cli": ["cli.py", "__main__.py",
             "many.py",  # a folder of specs: runs the CLI's commands for each, concurrently

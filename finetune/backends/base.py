@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from finetune.errors import Diagnostic
@@ -36,6 +36,33 @@ class TrainingProgress:
     loss: float | None = None
     eta_s: float | None = None  # when the target estimates it; otherwise the view estimates it from the step rate
     job: str = ""  # the job's name on the target, when worth showing
+
+
+@dataclass
+class TrainingRun:
+    """One training run of a spec as the target recorded it (`finetune runs`); plain values only."""
+
+    name: str  # the job's name
+    status: str  # Completed, Failed, Running, ... (the target's words)
+    fingerprint: str | None = None
+    started: str | None = None  # ISO 8601, UTC
+    duration_s: float | None = None
+    inputs: dict[str, Any] | None = None  # graph.training_inputs as recorded with the run (None: not recorded)
+    params: dict[str, str] = field(default_factory=dict)  # recorded effective parameters (when inputs are not)
+    metrics: dict[str, float] = field(default_factory=dict)  # latest value of each
+    model: str | None = None  # "name@version" registered from this run
+    usd: float | None = None  # what the run cost (0 on this machine; None when unknown)
+    link: str | None = None  # where to look at it (MLflow run id, studio URL)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunsFound:
+    runs: list[TrainingRun]
+    deployed: dict[str, str]  # deployment address -> "name@version" it serves now
+    notes: list[str] = field(default_factory=list)
 
 
 class Cancelled(Exception):
@@ -104,6 +131,9 @@ class Backend(Protocol):
 
     def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
         """Target-specific additions to `status` (the local loss curve, dead servers)."""
+
+    def runs(self, graph: Graph) -> RunsFound:
+        """This spec's training runs (found by its tags, any order) and what its deployments serve now."""
 
     def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
         """Lines saying where an apply's results live (model, metrics, endpoint), for the closing summary."""

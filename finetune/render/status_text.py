@@ -40,6 +40,10 @@ def render_status(report: dict[str, Any]) -> list[Line]:
         lines.append(("", None))
         lines.extend(smoke_test_lines(report["smoke_test"]))
         lines.append(("", None))
+    if report.get("evaluation"):
+        from finetune.render.evaluation import evaluation_lines
+
+        lines += [(line, None) for line in evaluation_lines(report["evaluation"], indent="  ")]
     for line in report.get("loss_plot", []) or []:
         lines.append((line, None))
     if report.get("loss_png"):

@@ -278,6 +278,16 @@ class BudgetSpec(_Model):
                                                    "cost per day (USD, list price x 24 h)")
 
 
+class EvaluationSpec(_Model):
+    enabled: bool = Field(True, description="Score the trained model on the test split after training (local "
+                          "target): loss, perplexity, and generated answers against the expected ones (rougeL, "
+                          "exact_match)")
+    max_rows: int = Field(50, ge=1, le=100000, description="Test rows scored (the first N)")
+    max_new_tokens: int = Field(64, ge=1, le=1024, description="Longest generated answer (greedy decoding)")
+    base_model: bool = Field(True, description="Also score the base model (once per base model, test rows and "
+                             "settings; cached), so the gain from fine-tuning shows")
+
+
 class Spec(_Model):
     """A fine-tuning lifecycle: base model, data, compute, training, registered model, endpoint, smoke test."""
 
@@ -294,6 +304,7 @@ class Spec(_Model):
     endpoint: EndpointSpec | None = None
     smoke_test: SmokeTestSpec = SmokeTestSpec()
     budget: BudgetSpec | None = Field(None, description="Spending limits: a plan over one is blocked")
+    evaluation: EvaluationSpec = EvaluationSpec()
 
     @property
     def experiment(self) -> str:

@@ -6,6 +6,7 @@ the state folder). Endpoint and deployments: local HTTP servers speaking the Azu
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -15,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from finetune.backends.base import StepContext, TrainingProgress, registered_model
+from finetune.backends.base import RunsFound, StepContext, TrainingProgress, registered_model
 from finetune.dataprep import state_dir
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, training_inputs
@@ -25,6 +26,8 @@ from finetune.spec.load import LoadedSpec
 
 INPUTS_FILE = "finetune-inputs.json"  # what decided this run, to explain the next one
 QUIET_SECONDS = 4.0  # the longest a running job goes unreported (a slow import or model load still says so)
+INPUTS_TAG = "finetune.inputs"  # the same on the run's MLflow tags
+JOB_TAG = "finetune.job"
 JOB_STATES = {"NotStarted": None, "Running": "Running", "Completed": "Completed", "Failed": "Failed",
               "Canceled": "Canceled", "Interrupted": "Interrupted"}
 
@@ -91,7 +94,8 @@ class LocalBackend:
                 observed[address] = self._previous_run() if state is None else Observed(
                     True, {"name": d["name"]}, status=state,
                     details={"name": d["name"], "metrics": status.metrics, "step": status.step,
-                             "run_id": status.mlflow_run_id, "model_dir": status.model_dir})
+                             "run_id": status.mlflow_run_id, "model_dir": status.model_dir,
+                             **({"evaluation": status.evaluation} if status.evaluation else {})})
             elif resource.kind == "model":
                 version = None
                 if resource.fingerprint != UNKNOWN and (self.root / "mlflow.db").exists():
@@ -215,7 +219,10 @@ class LocalBackend:
         mlflow = MlflowSettings(tracking_uri=self.tracking_uri, experiment_name=self.spec.experiment,
                                 run_name=resource.desired["name"],
                                 tags={FORMAT_TAGS["spec"]: self.spec.metadata.name,
-                                      FORMAT_TAGS["fingerprint"]: resource.fingerprint})
+                                      FORMAT_TAGS["fingerprint"]: resource.fingerprint,
+                                      JOB_TAG: resource.desired["name"],
+                                      # what decided this run, so `finetune runs` can say what the next one changed
+                                      INPUTS_TAG: json.dumps(training_inputs(resource.desired), sort_keys=True)})
         return LocalTrainConfig(model=source, train_file=data_files["train"],
                                 validation_file=data_files.get("validation") or data_files.get("test"),
                                 output_dir=str(self.job_dir(resource.desired["name"])), parameters=params,
@@ -226,6 +233,7 @@ class LocalBackend:
 
         config = self._train_config(resource, ctx.data_files)
         self._write(Path(config.output_dir) / INPUTS_FILE, training_inputs(resource.desired))
+        self._evaluation_settings(config.output_dir, ctx.data_files)
         ctx.record("launching", {"job": resource.desired["name"], "dir": config.output_dir})
         try:
             status = trainjob.launch(config)
@@ -253,7 +261,18 @@ class LocalBackend:
             raise FinetuneError(f"training ended {final.state.value}: {final.error or 'see the log'}",
                                 hint=f"log: {log}; fix the cause and apply again (it resumes from a checkpoint)")
         return {"name": resource.desired["name"], "model_dir": final.model_dir, "run_id": final.mlflow_run_id,
-                "metrics": final.metrics, **_measured(final.raw)}
+                "metrics": final.metrics, **_measured(final.raw), **({"evaluation": final.evaluation} if final.evaluation else {})}
+
+    def _evaluation_settings(self, output_dir: str, data_files: dict[str, str]) -> None:
+        """What the job scores after training (read by its process); none without a test split or when off."""
+        from finetune.backends.local.evaluate import SETTINGS_FILE, EvalSettings
+
+        wanted = self.spec.evaluation
+        if not wanted.enabled or not data_files.get("test"):
+            (Path(output_dir) / SETTINGS_FILE).unlink(missing_ok=True)
+            return
+        EvalSettings(test_file=data_files["test"], max_rows=wanted.max_rows, max_new_tokens=wanted.max_new_tokens,
+                     base_model=wanted.base_model, cache_dir=str(self.root / "evaluations")).save(output_dir)
 
     def _apply_model(self, resource: Resource, change: Change, ctx: StepContext) -> dict[str, Any]:
         from finetune.backends.local import registry
@@ -266,7 +285,7 @@ class LocalBackend:
         version = registry.register_model(
             self.tracking_uri, resource.name, model_dir, run_id=job.get("run_id"),
             tags={FORMAT_TAGS["fingerprint"]: resource.fingerprint, FORMAT_TAGS["spec"]: self.spec.metadata.name,
-                  "finetune.job": str(job.get("name"))},
+                  JOB_TAG: str(job.get("name"))},
             description=resource.desired.get("description"), experiment_name=self.spec.experiment)
         return {"name": resource.name, "version": version}
 
@@ -396,6 +415,22 @@ class LocalBackend:
                 lines.append(f"endpoint: {out['url']}/score (`finetune invoke` sends the smoke-test request)")
         return lines
 
+    def runs(self, graph: Graph) -> RunsFound:
+        """The spec's training runs from its MLflow store; deployed = what each live local server serves."""
+        from finetune.backends.local import runs, server
+
+        if self.spec.target.local.tracking_uri is None and not (self.root / "mlflow.db").exists():
+            return RunsFound([], {}, [f"no MLflow store at {self.root / 'mlflow.db'} yet: nothing was trained"])
+        model = next((r.name for r in graph.resources.values() if r.kind == "model"), None)
+        found = runs.list_runs(self.tracking_uri, self.spec.experiment, self.spec.metadata.name, model)
+        deployed = {}
+        endpoint = next((r.name for r in graph.resources.values() if r.kind == "endpoint"), None)
+        for state in sorted((self.root / "servers").glob(f"{endpoint}--*.json")) if endpoint else []:
+            record = self._read(state) or {}
+            if record.get("model") and server.server_status(state, check_health=False).state == "alive":
+                deployed[f"deployment.{endpoint}/{state.stem.split('--', 1)[1]}"] = record["model"]
+        return RunsFound(found, deployed)
+
     def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
         """The loss curve of the training run: a PNG file and a terminal rendering."""
         from finetune.backends.local import lossplot, registry, server
@@ -408,6 +443,8 @@ class LocalBackend:
                     extra.setdefault("warnings", []).append(
                         f"{resource.address}: the local server died ({status.detail}); `finetune apply` restarts it")
         job = observed.get("job.finetune")
+        if job is not None and job.details.get("evaluation"):
+            extra["evaluation"] = job.details["evaluation"]
         run_id = job.details.get("run_id") if job else None
         if run_id:
             series = lossplot.loss_series(registry.get_run_metrics(self.tracking_uri, run_id))

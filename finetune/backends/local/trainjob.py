@@ -88,6 +88,10 @@ class JobStatus:
         return (self.raw.get("mlflow") or {}).get("run_id")
 
     @property
+    def evaluation(self) -> dict[str, Any] | None:
+        return self.raw.get("evaluation")
+
+    @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
 
@@ -280,7 +284,13 @@ def run(config_path: str | Path) -> int:
         from finetune.backends.local.training import train  # heavy imports happen here, after the lock
 
         result = train(config, status)
-        status.update(force=True, state=JobState.COMPLETED.value, ended_at=now_iso(), **result)
+        from finetune.backends.local.evaluate import run_after_training
+
+        status.update(force=True, phase="evaluating")
+        evaluation = run_after_training(config.output_dir, result["model_dir"], config,
+                                        (status.data.get("mlflow") or {}).get("run_id"))
+        status.update(force=True, state=JobState.COMPLETED.value, ended_at=now_iso(), phase=None, **result,
+                      **({"evaluation": evaluation} if evaluation else {}))
         return 0
     except _Canceled:
         status.update(force=True, state=JobState.CANCELED.value, ended_at=now_iso())
