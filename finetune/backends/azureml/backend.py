@@ -22,7 +22,7 @@ from finetune.backends.azureml.client import ClientOptions, make_registry_client
 from finetune.backends.azureml.errors import call
 from finetune.backends.azureml.modelinfo import ModelInfo, model_info
 from finetune.backends.azureml.resolve import registry_asset
-from finetune.backends.base import StepContext, registered_model
+from finetune.backends.base import RunsFound, StepContext, registered_model
 from finetune.backends.shared_reads import read_once
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known, training_inputs
@@ -734,6 +734,11 @@ class AzureMLBackend:
         elif kind == "data":
             version = observed.properties["version"]
             call(lambda: self.ws.data.archive(name=name, version=version), f"archive data {name}:{version}")
+
+    def runs(self, graph: Graph) -> RunsFound:
+        from finetune.backends.azureml.runs import list_runs
+
+        return list_runs(self.ws, self._pool, graph, self.spec.metadata.name)
 
     def owned(self, graph: Graph) -> dict[str, Observed]:
         """What this spec owns, by names and tags alone (concurrent reads): the endpoint, the model's and the data

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime
-from typing import Any
 
 from finetune.backends.base import TrainingRun
 
