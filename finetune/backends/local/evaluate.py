@@ -82,10 +82,10 @@ def text_scores(predictions: list[str], references: list[str]) -> dict[str, floa
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(["rougeL"])
-    n = len(references)
+    pairs = list(zip(predictions, references, strict=True))
+    n = len(pairs)
     if n == 0:
         return {}
-    pairs = list(zip(predictions, references, strict=True))
     rouge = sum(scorer.score(ref, pred)["rougeL"].fmeasure for pred, ref in pairs)
     exact = sum(normalize_answer(pred) == normalize_answer(ref) for pred, ref in pairs)
     return {"rougeL": rouge / n, "exact_match": exact / n}

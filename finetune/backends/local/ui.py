@@ -39,14 +39,15 @@ def answers(url: str, timeout: float = 2.0) -> bool:
 
 
 def start(command: list[str], url: str, timeout: float = 120.0) -> subprocess.Popen:
-    """Start the UI and return once it answers at url; raises RuntimeError (process stopped) if it never does."""
+    """Start the UI and return once its server answers (`/health`, the MLflow server's liveness route); raises
+    RuntimeError (and stops it) if it exits or never answers."""
     # its own process group: `mlflow ui` runs the web server as a child, and stopping must reach both
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"mlflow ui exited with {proc.returncode} before answering at {url}")
-        if answers(url):
+        if answers(f"{url}/health"):
             return proc
         time.sleep(0.25)
     stop(proc)
