@@ -261,7 +261,8 @@ class LocalBackend:
             raise FinetuneError(f"training ended {final.state.value}: {final.error or 'see the log'}",
                                 hint=f"log: {log}; fix the cause and apply again (it resumes from a checkpoint)")
         return {"name": resource.desired["name"], "model_dir": final.model_dir, "run_id": final.mlflow_run_id,
-                "metrics": final.metrics, **_measured(final.raw), **({"evaluation": final.evaluation} if final.evaluation else {})}
+                "metrics": final.metrics, **_measured(final.raw),
+                **({"evaluation": final.evaluation} if final.evaluation else {})}
 
     def _evaluation_settings(self, output_dir: str, data_files: dict[str, str]) -> None:
         """What the job scores after training (read by its process); none without a test split or when off."""
