@@ -488,7 +488,7 @@ def status(spec: Path, json_out: bool, emulate: bool, var: tuple[str, ...], var_
         print_lines(render_status(report))
 
 
-@app.command(short_help="Send a chat request to the endpoint; print the answer.")
+@app.command(short_help="Training runs, newest first: changes, metrics, deployed.")
 @spec_arg
 @click.option("--compare", nargs=2, metavar="A B", help="Two runs side by side: positions (1 = newest), job names "
               "or prefixes of a name or fingerprint.")
@@ -497,8 +497,14 @@ def status(spec: Path, json_out: bool, emulate: bool, var: tuple[str, ...], var_
 @template_opts
 def runs(spec: Path, compare: tuple[str, str] | None, json_out: bool, emulate: bool, var: tuple[str, ...],
          var_file: Path | None) -> None:
-    """The spec's training runs, newest first: what changed from the run before, metrics, duration, cost, the
-    model version, and which one is deployed now."""
+    """Training runs, newest first: what changed, metrics, duration, cost, model version, which one is deployed.
+
+    \b
+    Examples:
+      finetune runs examples/local-quickstart.yaml
+      finetune runs spec.yaml --compare 2 1       # the run before the newest, against the newest
+      finetune runs spec.yaml --json
+    """
     from finetune.console import print_json, print_lines
     from finetune.render.runs_text import render_compare, render_runs
     from finetune.runs import compare_runs, runs_report
@@ -514,14 +520,19 @@ def runs(spec: Path, compare: tuple[str, str] | None, json_out: bool, emulate: b
         print_lines(render_compare(result) if compare else render_runs(result))
 
 
-@app.command()
+@app.command(short_help="Open MLflow's UI on the spec's runs (local target).")
 @spec_arg
 @click.option("--port", type=int, default=0, help="Port to serve on (default: a free one).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @template_opts
 def ui(spec: Path, port: int, host: str, var: tuple[str, ...], var_file: Path | None) -> None:
-    """Open MLflow's UI on the spec's tracking store (local target): runs, metrics, registered models. Ctrl-C stops
-    it."""
+    """Open MLflow's UI on the spec's tracking store (local target); Ctrl-C stops it.
+
+    \b
+    Examples:
+      finetune ui examples/local-quickstart.yaml
+      finetune ui spec.yaml --port 5000
+    """
     from finetune.backends.local import ui as mlflow_ui_server
     from finetune.console import say
     from finetune.runs import mlflow_ui
@@ -541,7 +552,7 @@ def ui(spec: Path, port: int, host: str, var: tuple[str, ...], var_file: Path | 
         mlflow_ui_server.stop(proc)
 
 
-@app.command()
+@app.command(short_help="Send a chat request to the endpoint; print the answer.")
 @spec_arg
 @click.option("--message", "-m", help="Send this user message instead of the smoke-test sample row.")
 @click.option("--deployment", help="Target one deployment (default: by traffic).")

@@ -117,7 +117,7 @@ def test_failed_evaluation_is_recorded_and_the_job_still_completes(chat_files, t
     missing = EvalSettings(test_file=str(tmp_path / "nope.jsonl"), max_rows=3, base_model=False)
     final = _run_job(chat_files, tmp_path / "job", None, missing)
     assert final.model_dir and "FileNotFoundError" in final.evaluation["error"]
-    assert read_status(tmp_path / "job")["phase"] is None
+    assert read_status(tmp_path / "job")["phase"] == ""
 
 
 def test_no_settings_means_no_evaluation(chat_files, tmp_path):

@@ -286,10 +286,10 @@ def run(config_path: str | Path) -> int:
         result = train(config, status)
         from finetune.backends.local.evaluate import run_after_training
 
-        status.update(force=True, phase="evaluating")
+        status.update(force=True, phase="scoring the test split")
         evaluation = run_after_training(config.output_dir, result["model_dir"], config,
                                         (status.data.get("mlflow") or {}).get("run_id"))
-        status.update(force=True, state=JobState.COMPLETED.value, ended_at=now_iso(), phase=None, **result,
+        status.update(force=True, state=JobState.COMPLETED.value, ended_at=now_iso(), phase="", **result,
                       **({"evaluation": evaluation} if evaluation else {}))
         return 0
     except _Canceled:
