@@ -100,9 +100,40 @@ def sdk_emulator():
 
     saved = dict(os.environ)
     with AzureMLEmulator(acceleration=1_000_000.0) as emu:
+        _workspace_like_the_sdk_tests(emu)
         yield emu
     os.environ.clear()
     os.environ.update(saved)
+
+
+def _workspace_like_the_sdk_tests(emu) -> None:
+    """The SDK's test workspace has a cluster named cpu-cluster; most pipeline tests run on it."""
+    from azure.ai.ml.entities import AmlCompute
+
+    emu.ml_client(polling_interval=0.001).compute.begin_create_or_update(
+        AmlCompute(name="cpu-cluster", size="Standard_DS3_v2", max_instances=2)).result()
+
+
+def _load_or_create_component(client, path: str):
+    """As the SDK's conftest: the component named in the file, created when the workspace lacks it."""
+    from azure.ai.ml import load_component
+    from azure.core.exceptions import ResourceNotFoundError
+
+    component = load_component(source=path)
+    try:
+        return client.components.get(component.name, component.version)
+    except ResourceNotFoundError:
+        return client.components.create_or_update(component)
+
+
+@pytest.fixture
+def hello_world_component(client):
+    return _load_or_create_component(client, _config("components/helloworld_component.yml"))
+
+
+@pytest.fixture
+def hello_world_component_no_paths(client):
+    return _load_or_create_component(client, _config("components/helloworld_component_no_paths.yml"))
 
 
 @pytest.fixture(autouse=True)

@@ -26,8 +26,13 @@ MLS = "Microsoft.MachineLearningServices"
 KINDS = {"codes": "Code", "components": "Component", "environments": "Environment"}
 # What a PUT on an existing version may change; anything else is the asset's content and is immutable.
 MUTABLE = ("tags", "description", "properties", "isArchived", "stage")
-CONTENT = {"codes": ("codeUri",), "components": ("componentSpec",),
-           "environments": ("image", "condaFile", "build")}
+# (A component version's spec may be re-sent changed: the SDK's test_component_create_default_code re-creates
+# version 0.0.1 with a new description and display name and reads them back.)
+CONTENT = {"codes": ("codeUri",), "components": (), "environments": ("image", "condaFile", "build")}
+MUTABLE_SPEC = {"components": "componentSpec"}
+DEFAULT_COMPONENT_VERSION = "azureml_default"  # what components.get(name) asks for (azure-ai-ml constants)
+# `[ ... ${{inputs.x}} ... ]` (an optional part of a command) comes back as `$[[ ... ]]`
+OPTIONAL_PART = re.compile(r"(?<!\$\[)\[([^\[\]]*\$\{\{inputs\.[^}]+\}\}[^\[\]]*)\]")
 
 
 def assets(svc, kind: str) -> dict[str, Any]:
@@ -89,19 +94,43 @@ def _server_fields(svc, kind: str, name: str, version: str, props: dict[str, Any
     if kind == "components":
         spec = props.setdefault("componentSpec", {})
         if isinstance(spec, dict):
-            spec.setdefault("name", name)
-            spec.setdefault("version", version)
+            normalise_component_spec(spec, name, version)
+
+
+def normalise_component_spec(spec: dict[str, Any], name: str, version: str) -> None:
+    """What the service returns for a component spec (the SDK's test_command_component expected_dict): inputs
+    say whether they are optional, optional command parts are written ``$[[...]]``, a command component runs on
+    one instance unless it says otherwise."""
+    spec.setdefault("name", name)
+    if spec.get("type") == "command":
+        spec.setdefault("resources", {"instance_count": 1})
+    spec.setdefault("version", version)
+    for inp in (spec.get("inputs") or {}).values():
+        if isinstance(inp, dict):
+            inp.setdefault("optional", False)
+    if isinstance(spec.get("command"), str):
+        spec["command"] = OPTIONAL_PART.sub(r"$[[\1]]", spec["command"])
 
 
 def _check_component_refs(svc, props: dict[str, Any]) -> None:
     """A component naming workspace code or an environment that does not exist is refused."""
+    from .references import check_reference
+
     spec = props.get("componentSpec") or {}
-    for field, kind in (("code", "codes"), ("environment", "environments")):
-        ref = spec.get(field)
-        m = re.search(rf"/workspaces/[^/]+/{kind}/([^/]+)/versions/([^/]+)$", ref) if isinstance(ref, str) else None
-        if m and find_version(svc, kind, m.group(1), m.group(2)) is None:
-            raise ArmError(400, "UserError", f"Component {field} {ref} was not found in the workspace.",
-                           detail_code=f"{KINDS[kind]}NotFound")
+    for field in ("code", "environment"):
+        check_reference(svc, spec.get(field), f"Component {field}")
+
+
+def _default_version(svc, name: str) -> dict[str, Any]:
+    """A component's default version is its newest, addressed by the ``default`` label (the SDK's
+    test_component_with_default_label expects an id ending ``/components/{name}/labels/default``)."""
+    entry = assets(svc, "components").get(name)
+    versions = sorted((entry or {}).get("versions", {}).values(), key=lambda v: v["systemData"]["createdAt"])
+    if not versions:
+        raise version_not_found("components", name, DEFAULT_COMPONENT_VERSION)
+    body = copy.deepcopy(versions[-1])
+    body["id"] = f"{ws_prefix(svc.cfg)}/components/{name}/labels/default"
+    return body
 
 
 def register(router: Router) -> None:
@@ -181,6 +210,8 @@ def _register_kind(router: Router, kind: str) -> None:
     @router.add("GET", WS + f"/{kind}/{{name}}/versions/{{version}}", f"{kind}.getVersion")
     def get_version(svc, req, sub, rg, ws, name, version):
         check_workspace(svc, sub, rg, ws)
+        if kind == "components" and version == DEFAULT_COMPONENT_VERSION:
+            return ok(_default_version(svc, name))
         v = find_version(svc, kind, name, version)
         if v is None:
             raise version_not_found(kind, name, version)
@@ -203,6 +234,10 @@ def _register_kind(router: Router, kind: str) -> None:
             for field in MUTABLE:
                 if field in props:
                     old[field] = props[field]
+            spec_field = MUTABLE_SPEC.get(kind)
+            if spec_field and isinstance(props.get(spec_field), dict):
+                normalise_component_spec(props[spec_field], name, version)
+                old[spec_field] = props[spec_field]
             existing["systemData"]["lastModifiedAt"] = system_data(now)["lastModifiedAt"]
             return ok(copy.deepcopy(existing), 200, location)
         if kind == "components":
