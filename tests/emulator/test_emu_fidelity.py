@@ -317,3 +317,18 @@ def test_a_pipeline_naming_a_workspace_component_version_that_does_not_exist_is_
     assert refused.status_code == 400 and "train:9" in refused.json()["error"]["message"]
     assert "p-missing" not in http.emu.state["jobs"]
     assert submit("p-ok", "1").status_code == 201
+
+
+def test_compute_echoes_the_admin_user_never_the_password_as_recorded(http):
+    rec = load("compute__test_aml_compute_create_and_delete.json")["Entries"]
+    body = rec[0]["RequestBody"]
+    body["properties"]["properties"]["vmSize"] = "Standard_DS3_v2"
+    sent = body["properties"]["properties"]["userAccountCredentials"]
+    assert sent["adminUserPassword"]
+    http("PUT", http.ws + "/computes/cpu2", body)
+    got = http("GET", http.ws + "/computes/cpu2").json()["properties"]["properties"]["userAccountCredentials"]
+    recorded = next(e for e in rec if e["RequestMethod"] == "GET" and "/computes/" in e["RequestUri"]
+                    and "userAccountCredentials" in json.dumps(e["ResponseBody"]))
+    expected = recorded["ResponseBody"]["properties"]["properties"]["userAccountCredentials"]
+    assert set(got) == set(expected) and got["adminUserPassword"] is expected["adminUserPassword"] is None
+    assert got["adminUserName"] == sent["adminUserName"] and sent["adminUserPassword"] not in json.dumps(got)

@@ -48,7 +48,8 @@ else:
 
     for _config in (HERE / "test_configs").rglob("*"):
         _target = SDK_ROOT / "tests" / "test_configs" / _config.relative_to(HERE / "test_configs")
-        if _config.is_file() and _config.name != "README.md" and not _target.exists():
+        if _config.is_file() and _config.name != "README.md" and (
+                not _target.exists() or _target.read_bytes() != _config.read_bytes()):
             _target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(_config, _target)
 
@@ -107,11 +108,12 @@ def sdk_emulator():
 
 
 def _workspace_like_the_sdk_tests(emu) -> None:
-    """The SDK's test workspace has a cluster named cpu-cluster; most pipeline tests run on it."""
+    """The SDK's test workspace has clusters named cpu-cluster and testCompute; its tests submit to them."""
     from azure.ai.ml.entities import AmlCompute
 
-    emu.ml_client(polling_interval=0.001).compute.begin_create_or_update(
-        AmlCompute(name="cpu-cluster", size="Standard_DS3_v2", max_instances=2)).result()
+    client = emu.ml_client(polling_interval=0.001)
+    for name in ("cpu-cluster", "testCompute"):
+        client.compute.begin_create_or_update(AmlCompute(name=name, size="Standard_DS3_v2", max_instances=2)).result()
 
 
 def _load_or_create_component(client, path: str):

@@ -18,6 +18,7 @@ DESELECTED: dict[str, str] = {
     "test_crud_model_with_system_metadata": REGISTRY,
     "test_registry_environment": REGISTRY,
     "test_promote_model": REGISTRY,
+    "when_registry_assets": REGISTRY,
     "singularity": "needs a Singularity virtual cluster, which is not a workspace resource",
     "test_environment_get": "reads the curated environment AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:1 of the real "
                             "workspace; the emulator holds no curated environments",
@@ -36,7 +37,6 @@ def area_of(nodeid: str) -> str:
 # Tests that fail against the emulator today, with what the emulator lacks. The default run (CI) leaves them out so
 # that it stays green on what works; bench/sdk_e2e.py runs and counts them.
 KNOWN_GAPS: dict[str, str] = {
-    "test_aml_compute_create_and_delete": "AmlCompute: ssh settings (admin user) are not echoed back",
     "test_compute_instance_stop_start_restart": "ComputeInstance: no state (Running/Stopped) and no start/stop",
     "test_pipeline_job_get_child_run": "run history: no child runs of a pipeline (runs/{id}/children)",
     "test_pipeline_job_download": "run history: no child runs and no rundata, so no outputs to download",

@@ -80,7 +80,9 @@ def register(router: Router) -> None:
                       "isolatedNetwork": False, "enableNodePublicIp": True, "enableBatchPrivateLink": False})
         inner.setdefault("subnet", None)
         inner.setdefault("virtualMachineImage", None)
-        inner.pop("userAccountCredentials", None)
+        # The admin user and ssh key come back, the password never does (recorded: adminUserPassword null).
+        if isinstance(inner.get("userAccountCredentials"), dict):
+            inner["userAccountCredentials"] = {**inner["userAccountCredentials"], "adminUserPassword": None}
         created = existing["emulator_created"] if existing else now
         compute = {
             "id": f"{ws_prefix(svc.cfg)}/computes/{name}",
