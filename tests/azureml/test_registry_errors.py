@@ -3,6 +3,8 @@ there are, from `finetune plan` against the emulator; the 404 is asked once, nev
 
 from __future__ import annotations
 
+import copy
+
 from test_apply import edit, run
 
 MODEL = "Phi-3-mini-4k-instruct"
@@ -13,7 +15,7 @@ def plan_error(capsys, spec, old: str, new: str) -> str:
     edit(spec, old, new)
     code, out, err = run(capsys, "plan", str(spec))
     assert code != 0
-    lines = [line for line in err.splitlines() if line.startswith("error")]
+    lines = [line for line in err.splitlines() if line.startswith("error") or ": error: " in line]
     assert len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
@@ -22,15 +24,34 @@ def _gets(emu, fragment: str) -> list:
     return [r for r in emu.requests if r.method == "GET" and fragment in r.path]
 
 
-def test_misspelled_registry_model_names_the_registry_suggests_and_lists_versions(emu, workdir, capsys):
+def test_misspelled_catalog_model_is_one_error_before_any_request(emu, workdir, capsys):
     line = plan_error(capsys, workdir / "spec.yaml", f"name: {MODEL}", "name: Phi-3-mini-4k-instuct")
-    assert "model Phi-3-mini-4k-instuct not found in registry azureml" in line
-    assert f"did you mean {MODEL}" in line
-    assert "versions 13, 14, 15; label latest = 15" in line
-    assert f"set model.name: {MODEL}" in line
+    assert f"did you mean '{MODEL}'" in line and "The specified resource was not found" not in line
+
+
+def _seed_registry_model(emu, name: str, versions: tuple[str, ...]) -> None:
+    """A registry model the offline catalog does not know (the registry is the only one that can suggest it)."""
+    models = emu.state["registries"]["azureml"]["models"]
+    template = models[MODEL]["versions"]["15"]
+    entry = models.setdefault(name, {"versions": {}})
+    for i, version in enumerate(versions):
+        body = copy.deepcopy(template)
+        body["name"] = version
+        body["id"] = body["properties"]["modelUri"] = f"azureml://registries/azureml/models/{name}/versions/{version}"
+        body["systemData"]["createdAt"] = f"2026-01-0{i + 1}T00:00:00.0000000+00:00"
+        entry["versions"][version] = body
+
+
+def test_misspelled_registry_model_names_the_registry_suggests_and_lists_versions(emu, workdir, capsys):
+    _seed_registry_model(emu, "Llama-3.2-1B-Instruct", ("1", "2"))
+    line = plan_error(capsys, workdir / "spec.yaml", f"name: {MODEL}", "name: Llama-3.2-1B-Instrct")
+    assert "model Llama-3.2-1B-Instrct not found in registry azureml" in line
+    assert "did you mean Llama-3.2-1B-Instruct" in line
+    assert "(Llama-3.2-1B-Instruct: versions 1, 2; label latest = 2)" in line
+    assert "set model.name: Llama-3.2-1B-Instruct" in line
     assert "The specified resource was not found" not in line
-    # the latest-label look-up of the misspelled name is made once: a 404 (here an empty list) is not retried
-    assert len(_gets(emu, "/models/Phi-3-mini-4k-instuct/versions")) <= 2  # the SDK's look-up + our listing
+    # the SDK's latest-label look-up of the misspelled name is made once (an empty list, never retried) and ours once
+    assert len(_gets(emu, "/models/Llama-3.2-1B-Instrct/versions")) == 2
 
 
 def test_missing_model_version_lists_the_existing_ones_and_is_asked_once(emu, workdir, capsys):

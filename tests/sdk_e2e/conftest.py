@@ -256,6 +256,18 @@ def enable_environment_id_arm_expansion(mocker):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_invoke_headers(monkeypatch):
+    """azure-ai-ml's ``online_endpoints.invoke`` writes ``azureml-model-deployment`` into the class-level
+    ``EndpointInvokeFields.DEFAULT_HEADER`` dict, so one invoke with a deployment name leaks it into every later
+    invoke in the process. The SDK runs its tests in their own process; here other tests ran before."""
+    from azure.ai.ml.constants._endpoint import EndpointInvokeFields
+
+    monkeypatch.setattr(EndpointInvokeFields, "DEFAULT_HEADER",
+                        {k: v for k, v in EndpointInvokeFields.DEFAULT_HEADER.items()
+                         if k not in (EndpointInvokeFields.MODEL_DEPLOYMENT, EndpointInvokeFields.AUTHORIZATION)})
+
+
+@pytest.fixture(autouse=True)
 def remove_git_props(mocker):
     """As the SDK's conftest does: no git properties of this checkout on submitted jobs."""
     mocker.patch("azure.ai.ml.operations._job_operations.get_git_properties", return_value={})

@@ -114,8 +114,6 @@ def normalise_component_spec(spec: dict[str, Any], name: str, version: str) -> N
 
 def _check_component_refs(svc, props: dict[str, Any]) -> None:
     """A component naming workspace code or an environment that does not exist is refused."""
-    from .references import check_reference
-
     spec = props.get("componentSpec") or {}
     for field in ("code", "environment"):
         check_reference(svc, spec.get(field), f"Component {field}")
@@ -131,6 +129,26 @@ def _default_version(svc, name: str) -> dict[str, Any]:
     body = copy.deepcopy(versions[-1])
     body["id"] = f"{ws_prefix(svc.cfg)}/components/{name}/labels/default"
     return body
+
+
+_ARM_ASSET = re.compile(r"/workspaces/[^/]+/(codes|components|environments)/([^/]+)/versions/([^/]+)$", re.IGNORECASE)
+
+
+def is_curated(kind: str, name: str) -> bool:
+    """Curated environments (``AzureML-...``) are in every workspace; the service accepted a job naming
+    ``azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:33`` (command_job__test_command_job_serverless.json)."""
+    return kind == "environments" and name.startswith("AzureML-")
+
+
+def check_reference(svc, ref: Any, where: str) -> None:
+    m = _ARM_ASSET.search(ref) if isinstance(ref, str) else None
+    if not m:
+        return
+    kind, name, version = m.group(1).lower(), m.group(2), m.group(3)
+    if not is_curated(kind, name) and find_version(svc, kind, name, version) is None:
+        label = KINDS[kind]
+        raise ArmError(400, "UserError", f"{where}: {label.lower()} {name}:{version} ({ref}) was not found in the "
+                       "workspace.", detail_code=f"{label}NotFound")
 
 
 def register(router: Router) -> None:
