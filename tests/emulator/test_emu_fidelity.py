@@ -332,3 +332,26 @@ def test_compute_echoes_the_admin_user_never_the_password_as_recorded(http):
     expected = recorded["ResponseBody"]["properties"]["properties"]["userAccountCredentials"]
     assert set(got) == set(expected) and got["adminUserPassword"] is expected["adminUserPassword"] is None
     assert got["adminUserName"] == sent["adminUserName"] and sent["adminUserPassword"] not in json.dumps(got)
+
+
+def test_compute_instance_stop_and_start_match_the_example_and_settle_when_the_operation_ends(http, frozen_emu):
+    http("PUT", http.ws + "/computes/ci1", {"properties": {"computeType": "ComputeInstance",
+                                                           "properties": {"vmSize": "Standard_DS3_v2"}}})
+    frozen_emu.advance(frozen_emu.durations.compute_create)
+    state = lambda: http("GET", http.ws + "/computes/ci1").json()["properties"]["properties"]["state"]  # noqa: E731
+    assert state() == "Running"
+    example = _example("Compute/stop.json")["responses"]
+    r = http("POST", http.ws + "/computes/ci1/stop")
+    assert str(r.status_code) in example and "/computeOperationsStatus/" in r.headers["Azure-AsyncOperation"]
+    assert state() == "Stopping"
+    assert http("GET", r.headers["Azure-AsyncOperation"]).json()["status"] == "InProgress"
+    frozen_emu.advance(120)
+    assert http("GET", r.headers["Azure-AsyncOperation"]).json()["status"] == "Succeeded"
+    assert state() == "Stopped"
+    http("POST", http.ws + "/computes/ci1/start")
+    frozen_emu.advance(120)
+    assert state() == "Running"
+    http("PUT", http.ws + "/computes/cluster1", {"properties": {"computeType": "AmlCompute",
+                                                                "properties": {"vmSize": "Standard_DS3_v2"}}})
+    assert http("POST", http.ws + "/computes/cluster1/stop").status_code == 400  # clusters have no power actions
+    assert http("POST", http.ws + "/computes/nope/stop").status_code == 404

@@ -83,8 +83,14 @@ def _finish(svc: EmulatorService, op: dict[str, Any]) -> None:
                                                   "unusableNodeCount": 0, "leavingNodeCount": 0,
                                                   "preemptedNodeCount": 0},
                               "allocationStateTransitionTime": iso(end)})
+                if props.get("computeType") == "ComputeInstance":
+                    inner["state"] = "Running"
             else:
                 props["provisioningErrors"] = [{"error": op["error"]}]
+    elif kind == "compute.power":  # a compute instance's start/stop/restart (routes/compute_instance.py)
+        c = st["computes"].get(t["name"].lower())
+        if c:
+            c["properties"].setdefault("properties", {})["state"] = t["state"]
     elif kind == "compute.delete":
         st["computes"].pop(t["name"].lower(), None)
     elif kind in ("endpoint.create", "endpoint.update"):

@@ -14,6 +14,7 @@ def register_all(router: Router) -> None:
         assets,
         blob,
         compute,
+        compute_instance,
         datastores,
         endpoints,
         jobs,
@@ -24,7 +25,7 @@ def register_all(router: Router) -> None:
         workspace,
     )
 
-    families = (workspace, compute, datastores, blob, registry, jobs, models, assets, endpoints, operations, scoring,
-                aad)
+    families = (workspace, compute, compute_instance, datastores, blob, registry, jobs, models, assets, endpoints,
+                operations, scoring, aad)
     for module in families:
         module.register(router)
