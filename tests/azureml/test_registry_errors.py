@@ -83,3 +83,13 @@ def test_an_existing_model_and_component_resolve_without_extra_listing(emu, work
     # the helpful listings run only on the failure path
     assert not [r for r in emu.requests if r.method == "GET" and r.path.rstrip("/").endswith("/models")]
     assert not [r for r in emu.requests if r.method == "GET" and r.path.rstrip("/").endswith("/components")]
+
+
+def test_when_the_registry_cannot_be_listed_the_error_still_names_the_model_and_registry(emu, workdir, capsys):
+    emu.faults.add("registry.models.list", "error", status=403, code="AuthorizationFailed",
+                   message="The client does not have authorization to list models.")
+    line = plan_error(capsys, workdir / "spec.yaml", f"name: {MODEL}", "name: Llama-3.2-1B-Instrct")
+    assert "model Llama-3.2-1B-Instrct not found in registry azureml" in line
+    assert "check model.name and model.registry" in line
+    assert "did you mean" not in line
+
