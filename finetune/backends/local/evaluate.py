@@ -217,7 +217,7 @@ def evaluate_job(output_dir: str | Path, model_dir: str, settings: EvalSettings,
             write_json_atomic(cache, {"key": key, "base": identity, "scores": result["base"]})
         result["gain"] = {m: round(result["model"][m] - result["base"][m], 6) for m in METRICS
                           if m in result["model"] and m in result["base"]}
-    result["seconds"] = round(time.perf_counter() - started, 3)
+    result["seconds"] = round(time.perf_counter() - started, 3)  # scoring; run_after_training adds the logging
     return result
 
 
@@ -249,10 +249,12 @@ def run_after_training(output_dir: str | Path, model_dir: str, config: Any,
     settings = EvalSettings.load(output_dir)
     if settings is None:
         return None
+    started = time.perf_counter()
     try:
         evaluation = evaluate_job(output_dir, model_dir, settings, config)
         if "model" in evaluation and config.mlflow is not None and mlflow_run_id:
             log_to_mlflow(config.mlflow.tracking_uri, mlflow_run_id, evaluation)
+            evaluation["seconds"] = round(time.perf_counter() - started, 3)
         return evaluation
     except Exception as exc:  # noqa: BLE001 - the model is trained; the evaluation's failure is reported
         return {"error": f"{type(exc).__name__}: {exc}"}
