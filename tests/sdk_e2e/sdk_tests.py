@@ -1,6 +1,7 @@
 """The azure-ai-ml SDK's own e2e tests, taken from the sdist of the installed SDK version (PyPI, via pip).
 
-They are not committed: ``python -m tests.sdk_e2e.sdk_tests`` downloads the sdist once (sha256-pinned), and
+They are not committed: ``python -m tests.sdk_e2e.sdk_tests`` (part of the README's test command, so the test run
+itself fetches nothing) downloads the sdist once (sha256-pinned), and
 extracts the e2e test files of the areas below plus the helpers they import into ``tests/sdk_e2e/_sdk/`` (ignored by
 git). Source: https://pypi.org/project/azure-ai-ml/ (code from Azure/azure-sdk-for-python,
 sdk/ml/azure-ai-ml/tests, MIT license, (c) Microsoft Corporation).
@@ -84,4 +85,8 @@ def materialize() -> Path:
 
 
 if __name__ == "__main__":
-    print(materialize())
+    try:
+        print(materialize())
+    except (SystemExit, OSError, subprocess.CalledProcessError) as exc:  # no index in reach: those tests skip
+        print(f"sdk_e2e: could not get the azure-ai-ml e2e tests ({exc}); tests/sdk_e2e will be skipped",
+              file=sys.stderr)
