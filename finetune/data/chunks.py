@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data.checks import row_problems, valid_turns
+from finetune.data.errors import DataError
 from finetune.data.readers import SourceRow, iter_selected
 from finetune.data.result import BadRow
 from finetune.data.stats import SplitStats, overlap_keys
-from finetune.data.writer import dumps_row
+from finetune.data.writer import encode_row
 
 MAX_BAD_ROWS = 10  # bad rows reported per role; all of them are counted
 CHUNK_ROWS = 1000  # rows per worker task: enough to amortize sending it, few enough to keep memory flat
@@ -52,7 +53,7 @@ class Task:
 def process(rows: Iterable[tuple[SourceRow, str]]) -> dict[str, Part]:
     """Check, count and serialize (row, role) pairs; consumed as a stream, so only the output lines are held."""
     parts: dict[str, Part] = {}
-    lines: dict[str, list[str]] = {}
+    lines: dict[str, list[bytes]] = {}
     for row, role in rows:
         part = parts.get(role)
         if part is None:
@@ -65,14 +66,19 @@ def process(rows: Iterable[tuple[SourceRow, str]]) -> dict[str, Part]:
                 part.bad.append(BadRow(role, row.path, row.line, tuple(row_problems(data))))
             continue
         turns, chars = valid
-        lines[role].append(dumps_row(data))
+        try:
+            lines[role].append(encode_row(data, row.plain))
+        except TypeError as exc:  # a Parquet date or binary column, say
+            raise DataError(
+                f"a value JSON cannot hold: {exc}", path=row.path, line=row.line, hint="convert or drop that column"
+            ) from None
         part.stats.add_counts(len(turns), chars)
         keys = overlap_keys(data, turns)
         part.keys.append(keys if role == "train" else (keys, f"{row.path}:{row.line}"))
     for role, part in parts.items():
         part.rows = len(lines[role])
-        if part.rows:  # one encode per chunk: the same bytes as line by line, at a fraction of the calls
-            part.data = ("\n".join(lines[role]) + "\n").encode("utf-8", "surrogatepass")
+        if part.rows:
+            part.data = b"\n".join(lines[role]) + b"\n"
     return parts
 
 

@@ -1,4 +1,9 @@
-"""Deterministic JSONL output: fixed serialization, sha256 while writing, atomic rename on success."""
+"""Deterministic JSONL output: fixed serialization, sha256 while writing, atomic rename on success.
+
+The serialization is dumps_row()'s (the json module's). encode_row() gives the same bytes ~8x faster through orjson
+wherever orjson's bytes are the same: rows of str, int, bool, None, dicts, lists and tuples (tests hold the two to
+agreeing); rows with anything else (a float: orjson writes 1e-5 where json writes 1e-05, and NaN as null) take json.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,43 @@ def dumps_row(row: Any) -> str:
     return _ENCODE(row)
 
 
+def encode_row(row: Any, plain: bool = False) -> bytes:
+    """dumps_row(row) in UTF-8 (surrogatepass), without the newline. `plain`: the caller knows the row holds only
+    str, int, bool, None, dicts, lists and tuples (a Parquet schema without floats, say), so it is not walked."""
+    import orjson  # lazy: it imports uuid, dataclasses and inspect
+
+    if plain or json_plain(row):
+        try:
+            # Passthrough: datetimes, dataclasses and subclasses go to the (absent) default and so fail, as in json.
+            passthrough = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+            return orjson.dumps(row, option=passthrough | orjson.OPT_PASSTHROUGH_SUBCLASS)
+        except TypeError:  # orjson.JSONEncodeError: a non-str key, an int past 64 bits, a lone surrogate, deep nesting
+            pass
+    return _ENCODE(row).encode("utf-8", "surrogatepass")
+
+
+def json_plain(value: Any) -> bool:
+    """Whether `value` holds only str, int, bool, None, and dicts, lists and tuples of them (exact types).
+
+    These are the values orjson writes as dumps_row() does, and that orjson reads as json does (it reads an int past
+    64 bits as a float, so a float in what it read may not be one in the text).
+    """
+    stack = [value]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        v = pop()
+        t = type(v)
+        if t is str or t is int or t is bool or v is None:
+            continue
+        if t is dict:
+            push(v.values())  # keys: orjson refuses non-str ones, and then json is used
+        elif t is list or t is tuple:
+            push(v)
+        else:
+            return False
+    return True
+
+
 class AtomicJsonlWriter:
     """Writes `<path>` through a temp file in the same folder; it appears only on a clean `close()`.
 
@@ -35,7 +77,7 @@ class AtomicJsonlWriter:
         self.sha256 = ""
 
     def write(self, row: Any) -> None:
-        self.write_lines((dumps_row(row) + "\n").encode("utf-8", "surrogatepass"), 1)
+        self.write_lines(encode_row(row) + b"\n", 1)
 
     def write_lines(self, data: bytes, rows: int) -> None:
         """Append `rows` lines already encoded as dumps_row() + newline, in UTF-8 (surrogatepass)."""
