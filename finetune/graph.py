@@ -69,6 +69,9 @@ class ResolvedFacts:
     # effective parameters with their sources (target and library defaults included).
     throughput: dict[str, Any] | None = None
     trainer_parameters: tuple[dict[str, Any], ...] | None = None
+    # Parameters the backend derives from what it resolved (the local target's LoRA modules for the base model's
+    # architecture): shown in the plan as `derived` and part of the job's fingerprint.
+    derived_parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -283,6 +286,7 @@ def _parameters(spec: Spec, facts: ResolvedFacts) -> ParameterResolution | None:
         derived["number_of_gpu_to_use_finetuning"] = gpus if gpus is not None else UNKNOWN
         derived["num_nodes_finetune"] = spec.finetune.num_nodes
         explicit.pop("number_of_gpu_to_use_finetuning", None)
+    derived.update(facts.derived_parameters)
     defaults = facts.model_defaults or {}
     # The local trainer has defaults of its own; the component's would mislead there.
     return resolve_parameters(schema, explicit, defaults, spec.finetune.model_defaults, derived,

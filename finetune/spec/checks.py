@@ -106,6 +106,9 @@ class _Checker:
         elif model.name is not None:
             self.error(("model", "name"), "the local target cannot train an Azure ML registry model",
                        "use `hf: <model id>`, `path: <folder>` or `tiny: {}` for local runs")
+        elif model.quantization and str(spec.finetune.parameters.get("apply_lora", "true")).lower() == "false":
+            self.error(("model", "quantization"), "a 4-bit base cannot be fully fine-tuned: QLoRA trains LoRA "
+                       "adapters on it", "remove `apply_lora: false`, or remove `quantization`")
 
     def registry_model(self) -> None:
         """A registry model name the catalog does not know but nearly matches is a typo, caught before any call."""

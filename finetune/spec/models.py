@@ -80,6 +80,9 @@ class BaseModelRef(_Model):
     hf: str | None = Field(None, description="Hugging Face model id (local target; needs network or a cache)")
     path: str | None = Field(None, description="Local model folder (local target)")
     tiny: TinyModel | None = Field(None, description="Build a tiny model from a config (local target, offline)")
+    quantization: Literal["4bit"] | None = Field(
+        None, description="`4bit`: load the `hf`/`path` base in 4 bits and train LoRA on it (QLoRA; local target, "
+        "needs a CUDA GPU and bitsandbytes)")
 
     @model_validator(mode="after")
     def _one_source(self) -> BaseModelRef:
@@ -91,6 +94,8 @@ class BaseModelRef(_Model):
                 raise ValueError("give either `version` or `label`, not both")
         elif any(v is not None for v in (self.registry, self.version, self.label)):
             raise ValueError("`registry`, `version` and `label` only apply to a registry model given by `name`")
+        if self.quantization is not None and self.hf is None and self.path is None:
+            raise ValueError("`quantization` applies to a `hf` or `path` model (the local target's QLoRA)")
         return self
 
     @property

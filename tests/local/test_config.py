@@ -15,7 +15,7 @@ def _config(**kw):
 def test_parameters_are_coerced_from_component_strings():
     p = effective_parameters({"num_train_epochs": "3", "learning_rate": "2e-4", "apply_lora": "True", "lora_r": 16.0})
     assert p["num_train_epochs"] == 3 and p["learning_rate"] == 2e-4 and p["apply_lora"] == "true"
-    assert p["lora_r"] == 16 and p["precision"] == "32" and p["seed"] == 42
+    assert p["lora_r"] == 16 and p["precision"] == "auto" and p["seed"] == 42
 
 
 @pytest.mark.parametrize("bad", [{"learning_rat": 1e-3}, {"precision": "8"}, {"lora_r": "many"}])
@@ -30,6 +30,32 @@ def test_model_source_needs_exactly_one_kind():
     with pytest.raises(ConfigError):
         ModelSource(hf="org/model", path="/m")
     assert ModelSource(hf="org/m", revision="3").describe() == "hf:org/m@3"
+
+
+def test_quantization_is_4bit_for_hf_or_path_only():
+    assert ModelSource(path="/m", quantization="4bit").describe() == "path:/m (4bit)"
+    for bad in ({"path": "/m", "quantization": "8bit"}, {"tiny": {}, "quantization": "4bit"}):
+        with pytest.raises(ConfigError):
+            ModelSource(**bad)
+    # the base's loading is part of what decides the weights
+    assert _config(model={"path": "/m"}).training_hash() != _config(
+        model={"path": "/m", "quantization": "4bit"}).training_hash()
+
+
+@pytest.mark.parametrize("requested, device, bf16, expected", [
+    ("auto", "cpu", True, ({}, "32")),
+    ("16", "cpu", True, ({}, "32")),  # half precision on CPU is slower: never
+    ("32", "cuda", True, ({}, "32")),
+    ("auto", "cuda", True, ({"bf16": True}, "bf16")),
+    ("auto", "cuda", False, ({"fp16": True}, "fp16")),  # e.g. a T4 or V100
+    ("16", "cuda", False, ({"fp16": True}, "fp16")),
+])
+def test_precision_follows_the_device(requested, device, bf16, expected, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from finetune.backends.local.training import precision_flags
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)  # the GPU's capability, not ours
+    assert precision_flags(requested, device) == expected
 
 
 def test_json_round_trip(tmp_path):

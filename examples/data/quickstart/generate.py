@@ -7,9 +7,10 @@ Deterministic (fixed seed), so the checked-in JSONL files can be rebuilt byte fo
 import hashlib
 import json
 import random
+import sys
 from pathlib import Path
 
-SYSTEM = "You are Fern, a cheerful houseplant care assistant. Answer in two short sentences."
+SYSTEM = "You are Fern, a cheerful houseplant care assistant."
 SIGN_OFF = "Happy growing!"
 
 # name: (water, light, soil, temperature, pets, propagate, feed, yellow-leaves cause)
@@ -125,41 +126,50 @@ def _chat(question: str, answer: str) -> list[dict[str, str]]:
             {"role": "assistant", "content": f"{answer} {SIGN_OFF}"}]
 
 
+SMOKE_TESTS = [("water", "snake plant"), ("pets", "monstera"), ("soil", "aloe vera")]
+
+
+def _facts(plant: str) -> dict[str, str]:
+    return dict(zip(["water", "light", "soil", "temp", "pets", "prop", "feed", "yellow"], PLANTS[plant], strict=True))
+
+
 def build(seed: int = 7) -> tuple[list[dict], list[dict], list[dict]]:
     rng = random.Random(seed)
+    # The smoke-test questions are held out: the model must answer them from the other phrasings of the same facts.
+    held_out = {QUESTIONS[kind][0].format(p=plant) for kind, plant in SMOKE_TESTS}
     rows: list[dict] = []
-    for plant, facts in PLANTS.items():
-        values = dict(zip(["water", "light", "soil", "temp", "pets", "prop", "feed", "yellow"], facts, strict=True))
-        kinds = sorted(QUESTIONS)
-        for kind in kinds:
-            question = rng.choice(QUESTIONS[kind]).format(p=plant)
-            answer = rng.choice(ANSWERS[kind]).format(p=plant, **values)
-            rows.append(_row(_chat(question, _cap(answer))))
+    for plant in PLANTS:
+        values = _facts(plant)
+        for kind in sorted(QUESTIONS):
+            # Every phrasing of every question: many ways of asking the same fact is what teaches a small model to
+            # key its answer on the plant named in the question rather than on the question's wording.
+            for template in QUESTIONS[kind]:
+                question = template.format(p=plant)
+                if question in held_out:
+                    continue
+                answer = rng.choice(ANSWERS[kind]).format(p=plant, **values)
+                rows.append(_row(_chat(question, _cap(answer))))
         # A two-turn chat per plant, so multi-turn formatting is exercised.
         first, second = rng.sample(sorted(QUESTIONS), 2)
-        messages = _chat(QUESTIONS[first][0].format(p=plant), _cap(ANSWERS[first][0].format(p=plant, **values)))
-        messages += [{"role": "user", "content": "And " + QUESTIONS[second][0].format(p=plant)[0].lower()
-                      + QUESTIONS[second][0].format(p=plant)[1:]},
+        messages = _chat(QUESTIONS[first][1].format(p=plant), _cap(ANSWERS[first][0].format(p=plant, **values)))
+        messages += [{"role": "user", "content": "And " + QUESTIONS[second][1].format(p=plant)[0].lower()
+                      + QUESTIONS[second][1].format(p=plant)[1:]},
                      {"role": "assistant", "content": _cap(ANSWERS[second][1].format(p=plant, **values))
                       + f" {SIGN_OFF}"}]
         rows.append(_row(messages))
     for question, answer in GENERAL:
         rows.append(_row(_chat(question, answer)))
     rng.shuffle(rows)
-    cut = len(rows) // 10
+    cut = len(rows) // 20
     test, train = rows[:cut], rows[cut:]
     # Smoke-test requests, with the answer the training data implies (finetune sends all but that last turn).
-    sample = []
-    for kind, plant in [("water", "snake plant"), ("pets", "monstera"), ("soil", "aloe vera")]:
-        values = dict(zip(["water", "light", "soil", "temp", "pets", "prop", "feed", "yellow"], PLANTS[plant],
-                          strict=True))
-        sample.append(_row(_chat(QUESTIONS[kind][0].format(p=plant),
-                                 _cap(ANSWERS[kind][0].format(p=plant, **values)))))
+    sample = [_row(_chat(QUESTIONS[kind][0].format(p=plant), _cap(ANSWERS[kind][0].format(p=plant, **_facts(plant)))))
+              for kind, plant in SMOKE_TESTS]
     return train, test, sample
 
 
 def main() -> None:
-    here = Path(__file__).parent
+    here = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent
     for name, rows in zip(["train", "test", "sample"], build(), strict=True):
         with open(here / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for row in rows:

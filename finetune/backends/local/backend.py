@@ -74,7 +74,37 @@ class LocalBackend:
 
     # ---- resolve / observe / preflight ----------------------------------------------------------------------------
     def resolve(self, loaded: LoadedSpec, facts: ResolvedFacts) -> tuple[ResolvedFacts, list[Diagnostic]]:
-        return facts, []
+        """Find the base model (a folder, or a snapshot in the Hugging Face cache): a missing or incomplete one
+        fails here, in milliseconds, not in the training process. A hub model's cached commit becomes part of the
+        job's identity; the LoRA modules that fit its architecture become a derived parameter."""
+        from dataclasses import replace
+
+        from finetune.backends.local import basemodel
+
+        base = self.base_model()
+        derived: dict[str, Any] = {}
+        if str(self.spec.finetune.parameters.get("apply_lora", "true")).lower() != "false":
+            derived["lora_target_modules"] = base.lora_targets() if base else ",".join(basemodel.LORA_TARGETS["llama"])
+        if self.spec.model.quantization:
+            derived["quantization"] = f"{self.spec.model.quantization} (QLoRA)"
+        model_id = base.reference if base and base.commit else facts.model_id
+        return replace(facts, model_id=model_id, derived_parameters={**facts.derived_parameters, **derived}), []
+
+    def base_model(self):
+        """The spec's hf or path model, located and checked once per backend (None for a tiny model)."""
+        from finetune.backends.local import basemodel
+
+        if getattr(self, "_base", None) is None and self.spec.model.tiny is None:
+            model = self.spec.model
+            try:
+                self._base = basemodel.locate_hf(model.hf) if model.hf else basemodel.locate_path(
+                    (self.loaded.base_dir / model.path).resolve())
+            except basemodel.BaseModelError as exc:
+                field = "hf" if model.hf else "path"
+                raise FinetuneError([Diagnostic(d.severity, d.message, path=f"model.{field}", hint=d.hint,
+                                                location=self.loaded.source.locate(("model", field)))
+                                     for d in exc.diagnostics]) from None
+        return getattr(self, "_base", None)
 
     def observe(self, graph: Graph, data_files: dict[str, str]) -> dict[str, Observed | None]:
         from finetune.backends.local import registry, server, trainjob
@@ -182,6 +212,16 @@ class LocalBackend:
         for name in self.spec.finetune.parameters:
             if name not in DEFAULT_PARAMETERS:
                 found.warning(f"parameter '{name}' has no effect on the local target", address="job.finetune")
+        base = self.base_model()
+        for warning in base.warnings if base else ():
+            found.warning(warning, address="job.finetune")
+        if self.spec.model.quantization:
+            from finetune.backends.local.basemodel import qlora_unavailable
+
+            reason = qlora_unavailable()
+            if reason:
+                found.error(f"4-bit QLoRA cannot run on this machine: {reason}", address="job.finetune",
+                            hint="remove `model.quantization` to train LoRA on the full-precision base")
         return found.items
 
     # ---- apply ----------------------------------------------------------------------------------------------------
@@ -210,9 +250,11 @@ class LocalBackend:
             source = ModelSource(tiny={"layers": tiny.layers, "hidden": tiny.hidden_size, "heads": tiny.heads,
                                        "vocab_size": tiny.vocab_size})
         elif model.path is not None:
-            source = ModelSource(path=str((self.loaded.base_dir / model.path).resolve()))
+            source = ModelSource(path=str((self.loaded.base_dir / model.path).resolve()),
+                                 quantization=model.quantization)
         else:
-            source = ModelSource(hf=model.hf)
+            base = self.base_model()
+            source = ModelSource(hf=model.hf, revision=base.commit if base else None, quantization=model.quantization)
         params = {k: v for k, v in resource.desired["parameters"].items() if k in DEFAULT_PARAMETERS}
         if model.tiny is not None and "seed" not in params:
             params["seed"] = model.tiny.seed

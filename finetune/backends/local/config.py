@@ -26,7 +26,7 @@ DEFAULT_PARAMETERS: dict[str, Any] = {
     "lora_dropout": 0.0,
     "lora_target_modules": "all-linear",
     "max_seq_length": 2048,
-    "precision": "32",
+    "precision": "auto",  # half precision (bf16 where supported, else fp16) on CUDA, 32 bits on CPU
     "seed": 42,
     "logging_steps": 1,
 }
@@ -59,8 +59,8 @@ def effective_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
         out["precision"] = str(out["precision"]).strip()
     except ValueError as exc:
         raise ConfigError(f"bad training parameter value: {exc}") from exc
-    if out["precision"] not in {"32", "16"}:
-        raise ConfigError(f"precision must be '32' or '16', got {out['precision']!r}")
+    if out["precision"] not in {"32", "16", "auto"}:
+        raise ConfigError(f"precision must be '32', '16' or 'auto', got {out['precision']!r}")
     return out
 
 
@@ -83,19 +83,23 @@ class ModelSource:
     hf: str | None = None
     path: str | None = None
     tiny: TinyModel | None = None
-    revision: str | None = None  # for hf
+    revision: str | None = None  # for hf: the commit resolved at plan time, so the job trains those weights
+    quantization: str | None = None  # "4bit": QLoRA (hf or path, CUDA + bitsandbytes)
 
     def __post_init__(self) -> None:
         if isinstance(self.tiny, dict):
             self.tiny = TinyModel(**self.tiny)
         if sum(x is not None for x in (self.hf, self.path, self.tiny)) != 1:
             raise ConfigError("model source needs exactly one of: hf, path, tiny")
+        if self.quantization not in (None, "4bit") or (self.quantization and self.tiny is not None):
+            raise ConfigError(f"quantization {self.quantization!r}: only '4bit', for an hf or path model")
 
     def describe(self) -> str:
+        quantized = f" ({self.quantization})" if self.quantization else ""
         if self.hf:
-            return f"hf:{self.hf}" + (f"@{self.revision}" if self.revision else "")
+            return f"hf:{self.hf}" + (f"@{self.revision}" if self.revision else "") + quantized
         if self.path:
-            return f"path:{self.path}"
+            return f"path:{self.path}{quantized}"
         return "tiny:" + json.dumps(asdict(self.tiny), sort_keys=True)
 
 

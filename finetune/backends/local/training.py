@@ -39,20 +39,26 @@ def pick_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def precision_flags(requested: str, device: str) -> tuple[dict[str, bool], str]:
-    """Trainer flags and the precision actually used. CPU trains in 32 bits: half precision there is slower."""
+def half_dtype_name() -> str:
+    """The half precision this GPU trains in: bf16 where supported (Ampere and later), else fp16."""
     import torch
 
-    if requested != "16" or device != "cuda":
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def precision_flags(requested: str, device: str) -> tuple[dict[str, bool], str]:
+    """Trainer flags and the precision actually used. `auto` (the default) and `16` mean half precision on CUDA;
+    CPU always trains in 32 bits, where half precision is slower."""
+    if requested == "32" or device != "cuda":
         return {}, "32"
-    if torch.cuda.is_bf16_supported():
-        return {"bf16": True}, "bf16"
-    return {"fp16": True}, "fp16"
+    half = half_dtype_name()
+    return {half: True}, half
 
 
 def load_base(config: LocalTrainConfig, device: str) -> tuple[Any, Any]:
-    """Tokenizer and base model. A tiny base is built once and saved, so a resumed run trains the same weights."""
-    import torch
+    """Tokenizer and base model. A tiny base is built once and saved, so a resumed run trains the same weights.
+    A hub model is read from its cached snapshot (the commit resolved at plan time) without touching the network;
+    only a model that was not cached at plan time is downloaded here."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = config.model
@@ -66,17 +72,55 @@ def load_base(config: LocalTrainConfig, device: str) -> tuple[Any, Any]:
         model.save_pretrained(tmp)
         tmp.rename(base_dir)
         return tokenizer, model
-    location = str(base_dir) if src.tiny is not None else (src.path or src.hf)
-    revision = src.revision if src.hf else None
-    dtype = torch.float32 if device == "cpu" else "auto"
-    tokenizer = AutoTokenizer.from_pretrained(location, revision=revision)
-    model = AutoModelForCausalLM.from_pretrained(location, revision=revision, dtype=dtype)
+    location = str(base_folder(config)) if src.tiny is None else str(base_dir)
+    kwargs: dict[str, Any] = {"dtype": load_dtype(config, device)}
+    if src.quantization == "4bit":
+        kwargs.update(quantization_config=four_bit_config(), device_map={"": 0})
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    model = AutoModelForCausalLM.from_pretrained(location, **kwargs)
+    if src.quantization == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
         print(f"{location} has no chat template; formatting chats as ChatML", flush=True)
         tokenizer.chat_template = CHATML_TEMPLATE
     return tokenizer, model
+
+
+def base_folder(config: LocalTrainConfig) -> str:
+    """Where the base model's files are: the given folder, the cached snapshot of the resolved commit, or (a hub
+    model that was not cached at plan time) the hub id, which transformers downloads."""
+    from finetune.backends.local.basemodel import cached_snapshot
+
+    src = config.model
+    if src.path:
+        return src.path
+    assert src.hf is not None
+    snapshot, _ = cached_snapshot(src.hf, src.revision)
+    return str(snapshot) if snapshot is not None else src.hf
+
+
+def load_dtype(config: LocalTrainConfig, device: str) -> Any:
+    """fp32 on CPU and for full fine-tuning (mixed precision keeps fp32 master weights); a frozen LoRA base on CUDA
+    is held in the half precision it trains in (half the memory)."""
+    import torch
+
+    _, precision = precision_flags(config.parameters["precision"], device)
+    if precision == "32" or config.parameters["apply_lora"] != "true":
+        return torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def four_bit_config() -> Any:
+    """QLoRA's recipe: NF4 weights, double quantization, compute in the GPU's half precision."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch.bfloat16 if half_dtype_name() == "bf16" else torch.float16)
 
 
 class MlflowSidecar:
@@ -216,8 +260,10 @@ def apply_lora(model: Any, prm: dict[str, Any]) -> Any:
     targets = prm["lora_target_modules"]
     if isinstance(targets, str) and targets != "all-linear":
         targets = [t.strip() for t in targets.split(",") if t.strip()]
+    # GPT-2 style models keep their weights transposed (Conv1D); peft must know, or it warns and fixes it itself.
+    transposed = getattr(model.config, "model_type", None) == "gpt2"
     lora = LoraConfig(r=prm["lora_r"], lora_alpha=prm["lora_alpha"], lora_dropout=prm["lora_dropout"],
-                      target_modules=targets, task_type="CAUSAL_LM")
+                      target_modules=targets, task_type="CAUSAL_LM", fan_in_fan_out=transposed)
     return get_peft_model(model, lora)
 
 
@@ -288,7 +334,8 @@ def _train(config: LocalTrainConfig, status: StatusWriter, tracker: MlflowSideca
     tokens = int(trainer.tokens)
     log(f"trained {trainer.state.global_step} steps, {tokens} tokens in {seconds:.1f}s")
     phase(status, "saving the model")
-    model_dir = save_merged(trainer.model, tokenizer, p["model"], {
+    trained = dequantized(trainer.model, config) if config.model.quantization else trainer.model
+    model_dir = save_merged(trained, tokenizer, p["model"], {
         "training_hash": config.training_hash(), "model_source": config.model.describe(),
         "global_step": trainer.state.global_step, "metrics": result.metrics})
     log(f"saved {model_dir}")
@@ -320,6 +367,22 @@ def last_complete_checkpoint(folder: Path) -> tuple[str | None, int | None]:
             log(f"removing incomplete {directory.name}")
             shutil.rmtree(directory, ignore_errors=True)
     return None, None
+
+
+def dequantized(model: Any, config: LocalTrainConfig) -> Any:
+    """QLoRA's adapters on the base reloaded in half precision: merging into 4-bit weights would round the update
+    away, and the served model then needs neither bitsandbytes nor peft."""
+    import tempfile
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    half = torch.bfloat16 if half_dtype_name() == "bf16" else torch.float16
+    with tempfile.TemporaryDirectory(dir=config.output_dir) as adapter:
+        model.save_pretrained(adapter)
+        base = AutoModelForCausalLM.from_pretrained(base_folder(config), dtype=half)
+        return PeftModel.from_pretrained(base, adapter)
 
 
 def save_merged(model: Any, tokenizer: Any, model_dir: Path, meta: dict[str, Any]) -> Path:
