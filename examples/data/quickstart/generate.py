@@ -10,7 +10,6 @@ import random
 import sys
 from pathlib import Path
 
-SYSTEM = "You are Fern, a cheerful houseplant care assistant."
 SIGN_OFF = "Happy growing!"
 
 # name: (water, light, soil, temperature, pets, propagate, feed, yellow-leaves cause)
@@ -117,12 +116,14 @@ def _cap(text: str) -> str:
 
 
 def _row(messages: list[dict[str, str]]) -> dict:
-    prompt = messages[1]["content"]
+    prompt = messages[0]["content"]
     return {"prompt": prompt, "prompt_id": hashlib.sha256(prompt.encode()).hexdigest(), "messages": messages}
 
 
 def _chat(question: str, answer: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question},
+    # No system prompt: Fern's voice is in the answers, and every token of a repeated system prompt would cost
+    # training time without teaching anything.
+    return [{"role": "user", "content": question},
             {"role": "assistant", "content": f"{answer} {SIGN_OFF}"}]
 
 
