@@ -137,7 +137,7 @@ class _References:
             self.report("error", path, f"'{repo_id}' is not a valid Hugging Face model id",
                         "use 'owner/name' (letters, digits, '-', '_', '.'), e.g. Qwen/Qwen2.5-0.5B-Instruct")
             return
-        snapshot = _cached_snapshot(_hf_cache(), repo_id, getattr(self.spec.model, "revision", None))
+        snapshot = cached_snapshot(_hf_cache(), repo_id, getattr(self.spec.model, "revision", None))
         if snapshot is None:
             self.report("warning", path, f"hf model {repo_id} is not in the HF cache ({_hf_cache()}); apply "
                         "downloads it, so it needs a network (or run `huggingface-cli download "
@@ -202,7 +202,7 @@ def _hf_cache() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface" / "hub"
 
 
-def _cached_snapshot(cache: Path, repo_id: str, revision: str | None) -> Path | None:
+def cached_snapshot(cache: Path, repo_id: str, revision: str | None) -> Path | None:
     """The snapshot folder of a model in the huggingface_hub cache layout, or None when it is not there."""
     repo = cache / ("models--" + repo_id.replace("/", "--"))
     ref = revision or "main"

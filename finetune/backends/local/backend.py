@@ -85,10 +85,19 @@ class LocalBackend:
         derived: dict[str, Any] = {}
         if str(self.spec.finetune.parameters.get("apply_lora", "true")).lower() != "false":
             derived["lora_target_modules"] = base.lora_targets() if base else ",".join(basemodel.LORA_TARGETS["llama"])
-        if self.spec.model.quantization:
-            derived["quantization"] = f"{self.spec.model.quantization} (QLoRA)"
         model_id = base.reference if base and base.commit else facts.model_id
         return replace(facts, model_id=model_id, derived_parameters={**facts.derived_parameters, **derived}), []
+
+    def derived_notes(self) -> dict[str, str]:
+        """Why each derived parameter has its value, for the plan."""
+        if str(self.spec.finetune.parameters.get("apply_lora", "true")).lower() == "false":
+            return {}
+        base = self.base_model()
+        if base is None:
+            return {"lora_target_modules": "attention and MLP projections of the tiny model (llama)"}
+        known = base.lora_targets() != "all-linear"
+        return {"lora_target_modules": f"attention and MLP projections of {base.architecture}" if known else
+                f"{base.architecture} is not in finetune's table: every linear layer (peft)"}
 
     def base_model(self):
         """The spec's hf or path model, located and checked once per backend (None for a tiny model)."""
@@ -202,7 +211,8 @@ class LocalBackend:
         parameters = trainer_parameters(config, spec_params, seed_from_tiny=self.spec.model.tiny is not None and
                                         "seed" not in spec_params,
                                         has_eval=any(f"data.{r}" in graph.resources for r in ("validation", "test")),
-                                        libraries=calibrate.cached_libraries(cache))
+                                        libraries=calibrate.cached_libraries(cache),
+                                        derived=self.derived_notes())
         return replace(facts, throughput=throughput, trainer_parameters=parameters)
 
     def preflight(self, graph: Graph, observed: dict[str, Observed | None]) -> list[Diagnostic]:

@@ -21,21 +21,31 @@ def _row(name: str, value: Any, source: str, note: str = "") -> dict[str, Any]:
 
 
 def trainer_parameters(config: LocalTrainConfig, spec_parameters: dict[str, Any], *, seed_from_tiny: bool,
-                       has_eval: bool, libraries: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
+                       has_eval: bool, libraries: dict[str, Any] | None, derived: dict[str, str] | None = None
+                       ) -> tuple[dict[str, Any], ...]:
+    """`derived`: parameters the backend chose from the base model (name -> why), e.g. its LoRA modules."""
     rows = []
+    derived = derived or {}
     for name, value in sorted(config.parameters.items()):
+        note = ""
         if name in spec_parameters:
             source = "spec"
+        elif name in derived:
+            source, note = "derived", derived[name]
         elif name == "seed" and seed_from_tiny:
             source = "spec (model.tiny.seed)"
         else:
             source = "target default"
-        note = "16-bit on CUDA only; a CPU trains in 32 bits" if name == "precision" and value == "16" else ""
+        if name == "precision" and value in ("16", "auto"):
+            note = "bf16 on a CUDA GPU that supports it, else fp16; a CPU trains in 32 bits"
         if name.startswith("lora_") and config.parameters["apply_lora"] != "true":
             note = "not used: apply_lora is false"
         rows.append(_row(name, value, source, note))
     device = (libraries or {}).get("device", "cpu")
     settings = trainer_settings(config, device, has_eval)
+    if config.model.quantization:
+        rows.append(_row("quantization", f"{config.model.quantization} (QLoRA)", "spec (model.quantization)",
+                         "NF4 base weights, double quantization; adapters merged into a half-precision base"))
     rows += [_row(name, settings[name], "local trainer") for name in TRAINER_FIXED]
     rows.append(_row("checkpoint_interval_s", config.checkpoint_interval_s, "local trainer",
                      f"keeps {config.checkpoints_to_keep}: an interrupted run resumes from the newest"))
