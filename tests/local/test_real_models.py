@@ -75,6 +75,7 @@ def write_spec(folder: Path, model: str, *, epochs: int = 1, extra_params: str =
             - name: local
         smoke_test:
           parameters: {{max_new_tokens: 8, do_sample: false}}
+        evaluation: {{max_rows: 4, max_new_tokens: 8}}
         """).format(model=model, epochs=epochs, extra=extra_params))
     return spec
 
@@ -208,7 +209,7 @@ def lifecycle(spec: Path, capsys) -> dict:
     try:
         code, out, err = run(capsys, "apply", str(spec), "--auto-approve")
         assert code == 0, err
-        assert "Smoke test answer:" in out
+        assert "Smoke test:" in out and "  answer:   " in out
         code, out, err = run(capsys, "invoke", str(spec), "-m", "How often should I water a fern?", "--json")
         assert code == 0, err
         answer = json.loads(out)["answer"]
