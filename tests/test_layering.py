@@ -47,6 +47,7 @@ LAYERS: dict[str, list[str]] = {
     "backend seam": ["backends/__init__.py", "backends/base.py",  # the Backend protocol the engine knows
                      "backends/shared_reads.py"],  # reads a folder of specs shares
     "backends": ["backends/azureml/", "backends/local/",
+                 "backends/lossplot.py",  # loss-curve renderings (text, PNG) both targets' `status` draws
                  "invoke.py",  # smoke-test request and response shapes, shared by both backends
                  "workspace.py"],  # which Azure ML workspace a spec targets (no SDK)
     "apply": ["apply.py"],

@@ -9,6 +9,29 @@ from finetune.render.exchange import smoke_test_lines
 Line = tuple[str, str | None]
 
 
+def _values(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+
+
+def metrics_lines(metrics: dict[str, Any] | None) -> list[Line]:
+    """The training job's metrics as read from the target's tracking (latest, final values, evaluation scores)."""
+    if not metrics:
+        return []
+    lines: list[Line] = [(f"  metrics of job {metrics.get('job')} ({metrics.get('source', 'tracking')}):", "bold")]
+    latest = metrics.get("latest") or {}
+    if latest:
+        lines.append((f"      latest: {_values(latest)}", None))
+    else:
+        lines.append(("      nothing logged yet", "dim"))
+    scored = {k for scores in (metrics.get("evaluation") or {}).values() for k in scores}
+    final = {k: v for k, v in (metrics.get("final") or {}).items() if k not in latest and k not in scored}
+    if final:
+        lines.append((f"      logged: {_values(final)}", None))
+    for run, scores in (metrics.get("evaluation") or {}).items():
+        lines.append((f"      evaluation ({run}): {_values(scores)}", None))
+    return lines
+
+
 def render_status(report: dict[str, Any]) -> list[Line]:
     target = report["target"]
     lines: list[Line] = [(f"finetune status: {report['spec']} -> {target.get('workspace') or target['kind']}",
@@ -36,6 +59,7 @@ def render_status(report: dict[str, Any]) -> list[Line]:
         lines.append((f"  note: {note}", "dim"))
     for warning in report.get("warnings", []):
         lines.append((f"  ! {warning}", "yellow"))
+    lines += metrics_lines(report.get("metrics"))
     if report.get("smoke_test"):
         lines.append(("", None))
         lines.extend(smoke_test_lines(report["smoke_test"]))

@@ -230,7 +230,7 @@ def test_status_and_invoke(emu, workdir, capsys):
     report = json.loads(out)
     assert all(r["exists"] for r in report["resources"])
     job = next(r for r in report["resources"] if r["address"] == "job.finetune")
-    assert job["status"] == "Completed" and "train_loss" in job["details"]["metrics"]
+    assert job["status"] == "Completed" and "train_loss" in report["metrics"]["final"]  # read through MLflow
     assert report["burn"]["usd_per_hour"] == pytest.approx(3.673)
     code, out, _ = run(capsys, "invoke", str(spec), "-m", "hello from the test")
     assert code == 0 and "hello from the test" in out

@@ -112,7 +112,7 @@ def test_job_failed_fault_surfaces_in_stream_and_run_details(emu, fast_stream):
     put_job(emu, "job-ok")  # the fault fired once only
     ml.jobs.stream("job-ok")
     assert ml.jobs.get("job-ok").status == "Completed"
-    assert emu.job_metrics("job-ok")["final"]["train_loss"] > 0
+    assert emu.job_metrics("job-ok") == {"job-ok": {}}  # a command job is one run; this one logged nothing
 
 
 def test_job_phases_follow_the_simulated_clock(frozen_emu):

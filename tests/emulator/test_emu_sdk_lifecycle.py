@@ -92,7 +92,7 @@ def test_notebook_lifecycle_through_the_sdk(emu, tmp_path, fast_stream):
     ws.jobs.stream(job.name)
     job = ws.jobs.get(job.name)
     assert job.status == "Completed"
-    assert float(job.properties["azureml.emulator.metrics.train_loss"]) > 0
+    assert emu.job_metrics(job.name)["chat_completion_finetune"]["train_loss"] > 0  # logged to MLflow
 
     # 4. model from the job output
     registered = ws.models.create_or_update(Model(

@@ -17,13 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from finetune import catalog
+from finetune.backends import lossplot
 from finetune.backends.azureml import observe as obs
-from finetune.backends.azureml.client import ClientOptions, make_registry_client, make_workspace_client
+from finetune.backends.azureml.client import (
+    ClientOptions,
+    make_registry_client,
+    make_workspace_client,
+    resolve_credential,
+)
 from finetune.backends.azureml.errors import call
+from finetune.backends.azureml.metrics import MetricsPoller, MetricsUnavailable, WorkspaceMetrics
 from finetune.backends.azureml.modelinfo import ModelInfo, model_info
 from finetune.backends.azureml.resolve import registry_asset
 from finetune.backends.base import RunsFound, StepContext, registered_model
 from finetune.backends.shared_reads import read_once
+from finetune.dataprep import state_dir
 from finetune.errors import Diagnostic, Diagnostics, FinetuneError
 from finetune.graph import FORMAT_TAGS, UNKNOWN, Graph, ResolvedFacts, Resource, is_known, training_inputs
 from finetune.invoke import parse_response, sample_request
@@ -34,6 +42,7 @@ from finetune.workspace import WorkspaceRef
 PROVISIONING_DONE = {"succeeded", "failed", "canceled"}
 RESERVE = 1.2  # managed deployments reserve ~20% extra cores for upgrades
 PIPELINE_BUILD = threading.Lock()
+FINAL_METRICS_WAIT = 3.0  # seconds apply waits, once the job is done, for its last metrics read
 
 
 def poll_seconds() -> float:
@@ -83,6 +92,7 @@ class AzureMLBackend:
         self._jobs_future: Future | None = None
         self._models_future: Future | None = None
         self._deployments_future: Future | None = None
+        self.metrics = WorkspaceMetrics(self._tracking_uri, lambda: resolve_credential(self.options))
         quiet_sdk_logs()
 
     # ---- clients --------------------------------------------------------------------------------------------------
@@ -105,6 +115,11 @@ class AzureMLBackend:
                                               f"connect to registry {name}")
             return self._registries[name]
 
+    def _tracking_uri(self) -> str | None:
+        """The workspace's MLflow tracking URI as the service reports it (private-link workspaces differ)."""
+        name = self.workspace.workspace
+        return call(lambda: self.ws.workspaces.get(name), f"read workspace {name}").mlflow_tracking_uri
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._ws = None
@@ -118,7 +133,28 @@ class AzureMLBackend:
         return info
 
     def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
-        return {}
+        """The training job's metrics from MLflow: latest values, evaluation scores, the loss curve (PNG and text).
+        Unreadable metrics are one warning; status goes on."""
+        job = observed.get("job.finetune")
+        if job is None or not job.exists or not job.details.get("name"):
+            return {}
+        name = job.details["name"]
+        experiment = job.details.get("experiment") or graph.resources["job.finetune"].desired["experiment"]
+        try:
+            found = self.metrics.read(name, experiment, history=True)
+        except MetricsUnavailable as exc:
+            return {"warnings": [f"job.finetune: metrics cannot be read from the workspace's MLflow tracking "
+                                 f"({exc})"]}
+        extra: dict[str, Any] = {"metrics": found.to_dict()}
+        series = lossplot.loss_series(found.history)
+        if series:
+            extra["loss_plot"] = lossplot.ascii_plot(series, ascii_only=True).splitlines()
+            try:
+                png = state_dir(self.loaded) / "azureml" / name / "loss.png"
+                extra["loss_png"] = str(lossplot.write_png(series, png, title=f"{name} loss"))
+            except (OSError, FinetuneError) as exc:
+                extra["warnings"] = [f"job.finetune: the loss curve PNG could not be written ({exc})"]
+        return extra
 
     def tags(self, resource: Resource, **extra: str) -> dict[str, str]:
         return {FORMAT_TAGS["spec"]: self.spec.metadata.name, FORMAT_TAGS["address"]: resource.address,
@@ -478,18 +514,36 @@ class AzureMLBackend:
         return self._wait_job(name, ctx)
 
     def _wait_job(self, name: str, ctx: StepContext) -> dict[str, Any]:
+        """Poll the job until it ends. Its metrics are read alongside (MLflow, in the pool, at most one read per job
+        poll): the progress line shows the latest step, epoch and loss without the reads ever delaying a poll."""
         last = None
+        poller = None
+        told = False
         while True:
             ctx.check_cancelled()
             job = call(lambda: self.ws.jobs.get(name), f"read job {name}")
-            status = str(getattr(job.status, "value", job.status))
-            metrics = obs.job_metrics(job)
-            shown = status + "".join(f", {k} {v:.4g}" for k, v in sorted(metrics.items()))
+            status = obs.job_status(job)
+            if status in ("Running", "Finalizing", "Completed") and poller is None:
+                poller = MetricsPoller(self.metrics, name, job.experiment_name or "Default", self._pool)
+            latest = None
+            if poller is not None:
+                latest = poller.finish(FINAL_METRICS_WAIT) if status in obs.JOB_DONE else poller.poll()
+                if poller.error and not told:
+                    ctx.report(f"job {name}: metrics unavailable ({poller.error}); training goes on")
+                    told = True
+            progress = latest.progress_text() if latest is not None else ""
+            shown = status + (f", {progress}" if progress else "")
             if shown != last:
                 ctx.report(f"job {name}: {shown}")
                 last = shown
             if status == "Completed":
-                return {"name": name, "metrics": metrics, "studio_url": getattr(job, "studio_url", None)}
+                out = {"name": name, "studio_url": getattr(job, "studio_url", None)}
+                if latest is not None:
+                    out["metrics"] = {k: v for k, v in latest.to_dict().items() if k in ("latest", "final",
+                                                                                       "evaluation")}
+                if poller is not None and poller.error:
+                    out["metrics_unavailable"] = poller.error
+                return out
             if status in obs.JOB_DONE:
                 error = self._job_error(name)
                 raise FinetuneError(f"fine-tuning job {name} ended {status}{': ' + error if error else ''}",
@@ -704,6 +758,8 @@ class AzureMLBackend:
         job = outputs.get("job.finetune") or {}
         if job.get("name"):
             lines.append(f"job:      {job['name']}" + (f" ({job['studio_url']})" if job.get("studio_url") else ""))
+            lines.append("metrics:  MLflow on the workspace's tracking URI, the job's child runs (`finetune status` "
+                         "draws the loss curve)")
         endpoint = next((o for a, o in outputs.items() if a.startswith("endpoint.") and o.get("name")), None)
         if endpoint:
             lines.append(f"endpoint: {endpoint['name']}" + (f" ({endpoint['scoring_uri']})"

@@ -135,10 +135,16 @@ def _own_pipelines(ml: Any) -> Any:
     return ml
 
 
+def resolve_credential(options: ClientOptions | None = None) -> Any:
+    """The credential the clients of these options sign with (the MLflow metrics reader signs with it too)."""
+    opts = options or (_defaults[-1] if _defaults else ClientOptions())
+    return opts.credential or default_credential()
+
+
 def _resolve(options: ClientOptions | None, credential: Any, transport: Any, polling_interval: float | None
              ) -> tuple[Any, dict[str, Any]]:
     opts = options or (_defaults[-1] if _defaults else ClientOptions())
-    cred = credential or opts.credential or default_credential()
+    cred = credential or resolve_credential(opts)
     # No SDK progress bars or "Check: ..." chatter: finetune reports progress itself.
     kwargs: dict[str, Any] = {"enable_telemetry": False, "show_progress": False, **opts.retry.kwargs()}
     chosen_transport = transport or opts.transport

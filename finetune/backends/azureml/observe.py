@@ -166,21 +166,10 @@ def previous_run(jobs: dict[str, Any]) -> Observed | None:
 
 def job_observed(job, spec_name: str) -> Observed:
     status = job_status(job)
+    # Metrics are not here: Azure ML reports them through MLflow, read by `status` (metrics.py), not by plan.
     return Observed(True, {"name": job.name}, status=status, managed=managed_by(job.tags, spec_name),
                     details={"name": job.name, "studio_url": getattr(job, "studio_url", None),
-                             "metrics": job_metrics(job)})
-
-
-def job_metrics(job) -> dict[str, float]:
-    """Latest metrics the service reports on the job (`*.metrics.<name>` properties), as numbers."""
-    metrics = {}
-    for key, value in (job.properties or {}).items():
-        if ".metrics." in key:
-            try:
-                metrics[key.rsplit(".metrics.", 1)[1]] = float(value)
-            except (TypeError, ValueError):
-                continue
-    return metrics
+                             "experiment": getattr(job, "experiment_name", None)})
 
 
 def list_model_versions(ws, name: str) -> list[Any]:

@@ -486,7 +486,8 @@ class LocalBackend:
 
     def status_extra(self, graph: Graph, observed: dict[str, Observed | None]) -> dict[str, Any]:
         """The loss curve of the training run: a PNG file and a terminal rendering."""
-        from finetune.backends.local import lossplot, registry, server
+        from finetune.backends import lossplot
+        from finetune.backends.local import registry, server
 
         extra: dict[str, Any] = {}
         for resource in graph.resources.values():

@@ -164,10 +164,14 @@ class AzureMLEmulator:
             tick(self.service, self.clock.now())
             return self.service.state["jobs"][name.lower()]["properties"]["status"]
 
-    def job_metrics(self, name: str) -> dict[str, Any]:
-        """Final metrics of a Completed job (``train_loss``, ``eval_loss``, ``epoch``) and their history."""
+    def job_metrics(self, name: str) -> dict[str, dict[str, float]]:
+        """The latest value of each metric the job's runs have logged so far, by run name (MLflow's view)."""
+        from .runs import run_views
+
         self.job_status(name)
-        return dict(self.service.state["jobs"][name.lower()]["emulator"].get("metrics") or {})
+        with self.service.lock:
+            views = run_views(self.service, self.service.state["jobs"][name.lower()], self.clock.now())
+        return {v["info"]["run_name"]: {m["key"]: m["value"] for m in v["data"]["metrics"]} for v in views}
 
     def blob(self, path: str) -> bytes | None:
         """Content of a blob in the workspace's default container, e.g. ``"LocalUpload/<hash>/train.jsonl"``."""

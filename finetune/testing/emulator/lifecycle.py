@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from .clock import iso
@@ -163,21 +162,5 @@ def _advance_job(svc: EmulatorService, job: dict[str, Any], now: float) -> None:
             meta["error"] = {"code": "UserError", "message": meta["fail"]["message"]}
             return
         props["status"] = "Completed"
-        meta["metrics"] = synth_metrics(job["name"])
-        for k, v in meta["metrics"]["final"].items():
-            props.setdefault("properties", {})[f"azureml.emulator.metrics.{k}"] = str(v)
         return
     props["status"] = status
-
-
-def synth_metrics(job_name: str) -> dict[str, Any]:
-    """Deterministic, plausible training curves for a job (train_loss falls, eval_loss follows)."""
-    seed = int(hashlib.sha256(job_name.encode()).hexdigest()[:8], 16)
-    start = 1.6 + (seed % 400) / 1000.0
-    history = []
-    for step in range(0, 100, 10):
-        loss = round(start * (0.985 ** step), 4)
-        history.append({"step": step, "train_loss": loss})
-    final_train = history[-1]["train_loss"]
-    final = {"train_loss": final_train, "eval_loss": round(final_train * 1.07, 4), "epoch": 1.0}
-    return {"history": history, "final": final}

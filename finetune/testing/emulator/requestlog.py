@@ -18,6 +18,7 @@ READ_ONLY_ACTIONS = frozenset(
         "discovery",
         "details",
         "token_endpoint",
+        "search",  # MLflow runs/search
     }
 )
 

@@ -22,10 +22,11 @@ def register_all(router: Router) -> None:
         operations,
         registry,
         scoring,
+        tracking,
         workspace,
     )
 
-    families = (workspace, compute, compute_instance, datastores, blob, registry, jobs, models, assets, endpoints,
-                operations, scoring, aad)
+    families = (workspace, compute, compute_instance, datastores, blob, registry, jobs, tracking, models, assets,
+                endpoints, operations, scoring, aad)
     for module in families:
         module.register(router)

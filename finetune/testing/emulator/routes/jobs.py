@@ -1,4 +1,4 @@
-"""Jobs: submit (synchronous PUT), get, list, cancel; run details for ``jobs.stream``; mlflow-style metrics."""
+"""Jobs: submit (synchronous PUT), get, list, cancel; run details for ``jobs.stream`` (MLflow: ``tracking.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..clock import iso
 from ..http import ArmError, EmuResponse
 from ..lifecycle import JOB_TERMINAL, slow_factor, start_operation
+from ..runs import experiment_for, plan_runs, run_views
 from ..state import system_data, ws_prefix
 from .blob import put_blob
 from .common import LOC, WS, check_workspace, ok, require_body
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 
 MLS = "Microsoft.MachineLearningServices"
 HIST = "api:/history/v1.0/subscriptions/{sub}/resourceGroups/{rg}/providers/" + MLS + "/workspaces/{ws}"
-MLFLOW = "api:/mlflow/v2.0/subscriptions/{sub}/resourceGroups/{rg}/providers/" + MLS + "/workspaces/{ws}/api/2.0/mlflow"
 SKIP_FIELDS = ("emulator",)
 
 
@@ -135,6 +135,8 @@ def register(router: Router) -> None:
             "systemData": {k: v for k, v in system_data(now).items() if k.startswith("created")},
             "emulator": meta,
         }
+        experiment_for(svc, props["experimentName"], now)  # a new experiment name creates the experiment
+        meta["runs"] = plan_runs(svc, job)
         svc.state["jobs"][name.lower()] = job
         return ok(public(job), 201, {"Location": svc.arm_url(req.path, req.api_version)})
 
@@ -191,22 +193,6 @@ def register(router: Router) -> None:
         check_workspace(svc, sub, rg, ws)
         return ok(run_details_body(svc, get_job(svc, run), req.host))
 
-    @router.add("GET", MLFLOW + "/runs/get", "mlflow.runs.get")
-    def mlflow_run(svc, req, sub, rg, ws):
-        check_workspace(svc, sub, rg, ws)
-        job = get_job(svc, req.query.get("run_id", ""))
-        return ok({"run": mlflow_run_body(job)})
-
-    @router.add("GET", MLFLOW + "/metrics/get-history", "mlflow.metrics.getHistory")
-    def mlflow_history(svc, req, sub, rg, ws):
-        check_workspace(svc, sub, rg, ws)
-        job = get_job(svc, req.query.get("run_id", ""))
-        key = req.query.get("metric_key", "")
-        hist = (job["emulator"].get("metrics") or {}).get("history", [])
-        t = int((job["emulator"].get("end") or 0) * 1000)
-        return ok({"metrics": [{"key": key, "value": h[key], "timestamp": t, "step": h["step"]}
-                               for h in hist if key in h]})
-
     _ = LOC
 
 
@@ -218,8 +204,10 @@ def _log_text(svc, job: dict[str, Any]) -> str:
         lines.append(f"[{iso(meta['start'])}] Running chat_completion_pipeline steps: validation, model_import, "
                      "preprocess, finetune, model_converter.")
     if status == "Completed":
-        final = (meta.get("metrics") or {}).get("final", {})
-        lines.append(f"[{iso(meta['end'])}] train_loss={final.get('train_loss')} eval_loss={final.get('eval_loss')}")
+        for run in run_views(svc, job, svc.clock.now())[1:]:
+            final = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+            if "train_loss" in final:
+                lines.append(f"[{iso(meta['end'])}] {run['info']['run_name']}: train_loss={final['train_loss']}")
         lines.append("The activity completed successfully. Finalizing run...")
     if status == "Failed" and meta.get("fail"):
         lines.append(meta["fail"]["logs"].rstrip("\n"))
@@ -257,7 +245,7 @@ def run_details_body(svc, job: dict[str, Any], host: str) -> dict[str, Any]:
         "error": error,
         "warnings": [],
         "tags": props.get("tags") or {},
-        "properties": {**(props.get("properties") or {}), **_metric_props(meta)},
+        "properties": dict(props.get("properties") or {}),
         "inputDatasets": [],
         "outputDatasets": [],
         "runDefinition": None,
@@ -269,25 +257,4 @@ def run_details_body(svc, job: dict[str, Any], host: str) -> dict[str, Any]:
         "services": {},
         "inputs": {},
         "outputs": {},
-    }
-
-
-def _metric_props(meta: dict[str, Any]) -> dict[str, str]:
-    final = (meta.get("metrics") or {}).get("final", {})
-    return {f"azureml.emulator.metrics.{k}": str(v) for k, v in final.items()}
-
-
-def mlflow_run_body(job: dict[str, Any]) -> dict[str, Any]:
-    meta = job["emulator"]
-    status = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}.get(
-        job["properties"]["status"], "RUNNING")
-    t = int((meta.get("end") or meta["created"]) * 1000)
-    final = (meta.get("metrics") or {}).get("final", {})
-    return {
-        "info": {"run_id": job["name"], "run_uuid": job["name"], "experiment_id": job["properties"]["experimentName"],
-                 "status": status, "start_time": int(meta["created"] * 1000), "end_time": t,
-                 "lifecycle_stage": "active", "artifact_uri": ""},
-        "data": {"metrics": [{"key": k, "value": v, "timestamp": t, "step": 0} for k, v in final.items()],
-                 "params": [],
-                 "tags": [{"key": k, "value": v} for k, v in (job["properties"].get("tags") or {}).items()]},
     }

@@ -1,4 +1,4 @@
-"""Loss curves for `finetune status`: a PNG file (matplotlib, which ships with mlflow) and plain-text renderings."""
+"""Loss curves for `finetune status` (both targets): a PNG file (matplotlib, which ships with mlflow) and text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-Series = Sequence[tuple[int, float]]  # (step, value), as returned by registry.get_run_metrics
+Series = Sequence[tuple[int, float]]  # (step, value): a metric history
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 

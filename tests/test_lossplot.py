@@ -2,7 +2,7 @@
 
 import pytest
 
-from finetune.backends.local.lossplot import ascii_plot, loss_series, sparkline, write_png
+from finetune.backends.lossplot import ascii_plot, loss_series, sparkline, write_png
 
 LOSS = [(step, 6.0 - step * 0.1) for step in range(1, 41)]
 
