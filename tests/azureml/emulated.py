@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
+
 from finetune.backends.azureml.client import ClientOptions, default_options
+from finetune.cli import main
 from finetune.testing import AzureMLEmulator
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """The CLI in process: (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
 
 
 @contextlib.contextmanager

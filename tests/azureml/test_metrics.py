@@ -13,21 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 from emulated import emulated_workspace
+from emulated import run_cli as run
 
-from finetune.cli import main
 from finetune.testing.emulator.runs import run_views
 from finetune.testing.emulator.state import seed_text
 
 PROGRESS = re.compile(r"job (\S+): Running, step (\d+), epoch ([\d.]+), loss ([\d.]+)")
 DENIED = ("The client 'ci@contoso.com' does not have authorization to perform action "
           "'Microsoft.MachineLearningServices/workspaces/experiments/runs/read'.")
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(argv))
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.fixture

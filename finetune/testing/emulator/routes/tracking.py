@@ -105,24 +105,22 @@ def matches(view: dict[str, Any], clauses: list[tuple[str, str, str, str]]) -> b
 
 
 def register(router: Router) -> None:
+    def experiment(svc, sub, rg, ws, found: dict[str, Any] | None, missing: str) -> EmuResponse:
+        check_workspace(svc, sub, rg, ws)
+        return _not_found(missing) if found is None else ok({"experiment": found})
+
     @router.add("GET", BASE + "/experiments/get-by-name", "mlflow.experiments.getByName")
     def get_by_name(svc, req, sub, rg, ws):
-        check_workspace(svc, sub, rg, ws)
         name = req.query.get("experiment_name", "")
         found = (svc.state.get("experiments") or {}).get(name)
-        if found is None:
-            return _not_found(f"Experiment '{name}' does not exist.")
-        return ok({"experiment": found})
+        return experiment(svc, sub, rg, ws, found, f"Experiment '{name}' does not exist.")
 
     @router.add("GET", BASE + "/experiments/get", "mlflow.experiments.get")
     def get_experiment(svc, req, sub, rg, ws):
-        check_workspace(svc, sub, rg, ws)
         wanted = req.query.get("experiment_id", "")
         found = next((e for e in (svc.state.get("experiments") or {}).values() if e["experiment_id"] == wanted),
                      None)
-        if found is None:
-            return _not_found(f"Could not find experiment with ID {wanted}")
-        return ok({"experiment": found})
+        return experiment(svc, sub, rg, ws, found, f"Could not find experiment with ID {wanted}")
 
     @router.add("POST", BASE + "/runs/search", "mlflow.runs.search")
     def search(svc, req, sub, rg, ws):
@@ -144,20 +142,18 @@ def register(router: Router) -> None:
             payload["next_page_token"] = str(offset + size)
         return ok(payload)
 
-    @router.add("GET", BASE + "/runs/get", "mlflow.runs.get")
-    def get_run(svc, req, sub, rg, ws):
+    def with_run(svc, req, sub, rg, ws, answer) -> EmuResponse:
+        """The run named by `run_id` (or the older `run_uuid`) through `answer`, or MLflow's 404."""
         check_workspace(svc, sub, rg, ws)
         run_id = req.query.get("run_id") or req.query.get("run_uuid") or ""
         view = find_run(svc, run_id)
-        if view is None:
-            return _not_found(f"Run '{run_id}' not found.")
-        return ok({"run": _public(view)})
+        return _not_found(f"Run '{run_id}' not found.") if view is None else ok(answer(view))
+
+    @router.add("GET", BASE + "/runs/get", "mlflow.runs.get")
+    def get_run(svc, req, sub, rg, ws):
+        return with_run(svc, req, sub, rg, ws, lambda view: {"run": _public(view)})
 
     @router.add("GET", BASE + "/metrics/get-history", "mlflow.metricHistory.get")
     def history(svc, req, sub, rg, ws):
-        check_workspace(svc, sub, rg, ws)
-        run_id = req.query.get("run_id") or req.query.get("run_uuid") or ""
-        view = find_run(svc, run_id)
-        if view is None:
-            return _not_found(f"Run '{run_id}' not found.")
-        return ok({"metrics": view["history"].get(req.query.get("metric_key", ""), [])})
+        key = req.query.get("metric_key", "")
+        return with_run(svc, req, sub, rg, ws, lambda view: {"metrics": view["history"].get(key, [])})
