@@ -68,7 +68,8 @@ def test_apply_shows_step_epoch_and_loss_read_through_mlflow(slow_emu, workdir, 
     assert tracking, "the tracking URI is read from the workspace"
 
 
-def test_apply_json_carries_the_final_metrics(emu, workdir, capsys):
+def test_apply_json_carries_the_final_metrics(slow_emu, workdir, capsys):
+    emu = slow_emu
     code, out, err = run(capsys, "apply", str(workdir / "spec.yaml"), "--auto-approve", "--json")
     assert code == 0, err
     result = json.loads(out)

@@ -514,8 +514,8 @@ class AzureMLBackend:
         return self._wait_job(name, ctx)
 
     def _wait_job(self, name: str, ctx: StepContext) -> dict[str, Any]:
-        """Poll the job until it ends. Its metrics are read alongside (MLflow, in the pool, at most one read per job
-        poll): the progress line shows the latest step, epoch and loss without the reads ever delaying a poll."""
+        """Poll the job until it ends. Its metrics are read alongside (MLflow, in the background, at most one read per
+        job poll): the progress line shows the latest step, epoch and loss without the reads ever delaying a poll."""
         last = None
         poller = None
         told = False
@@ -523,14 +523,16 @@ class AzureMLBackend:
             ctx.check_cancelled()
             job = call(lambda: self.ws.jobs.get(name), f"read job {name}")
             status = obs.job_status(job)
-            if status in ("Running", "Finalizing", "Completed") and poller is None:
-                poller = MetricsPoller(self.metrics, name, job.experiment_name or "Default", self._pool)
-            latest = None
-            if poller is not None:
-                latest = poller.finish(FINAL_METRICS_WAIT) if status in obs.JOB_DONE else poller.poll()
-                if poller.error and not told:
-                    ctx.report(f"job {name}: metrics unavailable ({poller.error}); training goes on")
-                    told = True
+            if poller is None:
+                poller = MetricsPoller(self.metrics, name, job.experiment_name or "Default")
+            latest = poller.latest
+            if status in obs.JOB_DONE:
+                latest = poller.finish(FINAL_METRICS_WAIT)
+            elif status in ("Running", "Finalizing"):  # the steps' runs exist once the job runs
+                latest = poller.poll()
+            if poller.error and not told:
+                ctx.report(f"job {name}: metrics unavailable ({poller.error}); training goes on")
+                told = True
             progress = latest.progress_text() if latest is not None else ""
             shown = status + (f", {progress}" if progress else "")
             if shown != last:
@@ -541,7 +543,7 @@ class AzureMLBackend:
                 if latest is not None:
                     out["metrics"] = {k: v for k, v in latest.to_dict().items() if k in ("latest", "final",
                                                                                        "evaluation")}
-                if poller is not None and poller.error:
+                if poller.error:
                     out["metrics_unavailable"] = poller.error
                 return out
             if status in obs.JOB_DONE:

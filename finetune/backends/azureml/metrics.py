@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,16 +250,34 @@ class WorkspaceMetrics:
             raise MetricsUnavailable(one_line(exc)) from exc
 
 
-class MetricsPoller:
-    """Apply's view of a running job's metrics, off the critical path: a read runs in the pool while apply waits on
-    the job; `poll()` never blocks, starts at most one read per call (so no more often than the job is polled) and
-    never two at once. After a failure it stops reading and keeps the one-line reason in `error`."""
+def in_background(fn: Callable[..., Any], *args: Any) -> Future:
+    """Run `fn` in a daemon thread: a slow or retrying MLflow read never keeps apply's process from exiting."""
+    future: Future = Future()
 
-    def __init__(self, source: WorkspaceMetrics, job: str, experiment: str, pool: Executor) -> None:
-        self.source, self.job, self.experiment, self.pool = source, job, experiment, pool
+    def work() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="mlflow-metrics", daemon=True).start()
+    return future
+
+
+class MetricsPoller:
+    """Apply's view of a running job's metrics, off the critical path: reads run in the background while apply waits
+    on the job; `poll()` never blocks, starts at most one read per call (so no more often than the job is polled) and
+    never two at once. After a failure it stops reading and keeps the one-line reason in `error`.
+
+    Made when apply starts waiting on the job, it prepares the reader at once (mlflow's import takes seconds, the
+    workspace read one request), so the first read while the job runs does not wait on them."""
+
+    def __init__(self, source: WorkspaceMetrics, job: str, experiment: str) -> None:
+        self.source, self.job, self.experiment = source, job, experiment
         self.latest: JobMetrics | None = None
         self.error: str | None = None
         self._future: Future | None = None
+        self._warming = in_background(source.reader)
 
     def _collect(self) -> None:
         future, self._future = self._future, None
@@ -269,21 +287,21 @@ class MetricsPoller:
             self.latest = future.result()
         except MetricsUnavailable as exc:
             self.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a cancelled or broken read: metrics are optional
+        except Exception as exc:  # noqa: BLE001 - a broken read: metrics are optional
             self.error = one_line(exc)
 
     def poll(self) -> JobMetrics | None:
         if self._future is not None and self._future.done():
             self._collect()
         if self._future is None and self.error is None:
-            try:
-                self._future = self.pool.submit(self.source.read, self.job, self.experiment)
-            except RuntimeError:  # the pool is shutting down (apply interrupted)
-                self.error = "apply is stopping"
+            self._future = in_background(self.source.read, self.job, self.experiment)
         return self.latest
 
     def finish(self, timeout: float) -> JobMetrics | None:
-        """One last read after the job ended (or the one in flight), waited on for at most `timeout` seconds."""
+        """The last values once the job has ended: one more read (or the one in flight), waited on for at most
+        `timeout` seconds, and only when the reader is ready (a job that ended before it was is not held up)."""
+        if not self._warming.done():
+            return self.latest
         if self._future is None and self.error is None:
             self.poll()
         if self._future is not None:
