@@ -59,7 +59,6 @@ def render_status(report: dict[str, Any]) -> list[Line]:
         lines.append((f"  note: {note}", "dim"))
     for warning in report.get("warnings", []):
         lines.append((f"  ! {warning}", "yellow"))
-    lines += metrics_lines(report.get("metrics"))
     if report.get("smoke_test"):
         lines.append(("", None))
         lines.extend(smoke_test_lines(report["smoke_test"]))
@@ -68,6 +67,7 @@ def render_status(report: dict[str, Any]) -> list[Line]:
         from finetune.render.evaluation import evaluation_lines
 
         lines += [(line, None) for line in evaluation_lines(report["evaluation"], indent="  ")]
+    lines += metrics_lines(report.get("metrics"))  # right above the loss curve it belongs with
     for line in report.get("loss_plot", []) or []:
         lines.append((line, None))
     if report.get("loss_png"):
