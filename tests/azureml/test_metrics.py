@@ -110,6 +110,20 @@ def test_status_shows_metrics_scores_and_the_loss_curve(emu, workdir, capsys):
     assert json.loads(run(capsys, "status", str(spec), "--json")[1])["metrics"] == metrics
 
 
+def test_runs_lists_each_jobs_metrics_from_mlflow(emu, workdir, capsys):
+    spec = workdir / "spec.yaml"
+    assert run(capsys, "apply", str(spec), "--auto-approve")[0] == 0
+    code, out, err = run(capsys, "runs", str(spec), "--json")
+    assert code == 0, err
+    [listed] = json.loads(out)["runs"]
+    name = job_name(emu)
+    assert listed["name"] == name
+    assert listed["metrics"]["eval_loss"] == trainer_history(emu, name, "eval_loss")[-1][1]
+    assert listed["metrics"]["train_loss"] > 0
+    code, text, _ = run(capsys, "runs", str(spec))
+    assert code == 0 and "train_loss" in text
+
+
 def test_unreadable_metrics_are_one_line_and_apply_and_status_go_on(slow_emu, workdir, capsys):
     slow_emu.faults.add("mlflow.*", "error", times=None, status=403, code="AuthorizationFailed", message=DENIED)
     spec = workdir / "spec.yaml"
@@ -128,6 +142,11 @@ def test_unreadable_metrics_are_one_line_and_apply_and_status_go_on(slow_emu, wo
     report = json.loads(out)
     assert code == 0 and "metrics" not in report and "loss_png" not in report
     assert [w for w in report["warnings"] if "metrics cannot be read" in w] == report["warnings"][:1]
+
+    code, out, _ = run(capsys, "runs", str(spec), "--json")  # runs too: one note, the listing goes on
+    listed = json.loads(out)
+    assert code == 0 and listed["runs"][0]["metrics"] == {}
+    assert len([n for n in listed["notes"] if "metrics cannot be read" in n and "AuthorizationFailed" in n]) == 1
 
     slow_emu.faults.clear()  # permission granted: the next status reads them
     report = json.loads(run(capsys, "status", str(spec), "--json")[1])

@@ -796,7 +796,7 @@ class AzureMLBackend:
     def runs(self, graph: Graph) -> RunsFound:
         from finetune.backends.azureml.runs import list_runs
 
-        return list_runs(self.ws, self._pool, graph, self.spec.metadata.name)
+        return list_runs(self.ws, self._pool, graph, self.spec.metadata.name, self.metrics)
 
     def owned(self, graph: Graph) -> dict[str, Observed]:
         """What this spec owns, by names and tags alone (concurrent reads): the endpoint, the model's and the data

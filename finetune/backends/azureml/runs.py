@@ -1,7 +1,7 @@
 """A spec's Azure ML training runs (`finetune runs`): its pipeline jobs, found by finetune's tags with the SDK
 (`jobs.list(tag=...)`, the read observe uses), each with the training inputs it recorded (the `finetune.inputs`
-property), the metrics the service reports on it, the model version registered from it (the version's
-`finetune.job` tag) and what the spec's deployments serve now. Reads run concurrently."""
+property), the metrics its steps logged to MLflow (metrics.py: one search per job), the model version registered
+from it (the version's `finetune.job` tag) and what the spec's deployments serve now. Reads run concurrently."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC
 from typing import Any
 
 from finetune.backends.azureml import observe as obs
+from finetune.backends.azureml.metrics import MetricsUnavailable, WorkspaceMetrics
 from finetune.backends.base import RunsFound, TrainingRun
 from finetune.graph import Graph
 
@@ -31,15 +32,25 @@ def _inputs(job: Any) -> dict[str, Any] | None:
         return None
 
 
-def to_run(job: Any, versions: dict[str, str]) -> TrainingRun:
+def to_run(job: Any, versions: dict[str, str], metrics: dict[str, float]) -> TrainingRun:
     context = getattr(job, "creation_context", None)
     return TrainingRun(name=job.name, status=obs.job_status(job), fingerprint=obs.fingerprint_tag(job.tags),
                        started=_iso(getattr(context, "created_at", None)), inputs=_inputs(job),
-                       metrics=obs.job_metrics(job), model=versions.get(job.name.lower()),
+                       metrics=metrics, model=versions.get(job.name.lower()),
                        link=getattr(job, "studio_url", None))
 
 
-def list_runs(ws: Any, pool: Executor, graph: Graph, spec_name: str) -> RunsFound:
+def _logged(found: Any) -> dict[str, float]:
+    """The training run's latest values, then any other step's scores (an evaluation step's)."""
+    training = found.training
+    logged = dict(training.metrics) if training else {}
+    for run in found.runs:
+        if run is not training:
+            logged.update(run.metrics)
+    return logged
+
+
+def list_runs(ws: Any, pool: Executor, graph: Graph, spec_name: str, metrics: WorkspaceMetrics) -> RunsFound:
     model = next((r for r in graph.resources.values() if r.kind == "model"), None)
     endpoint = next((r for r in graph.resources.values() if r.kind == "endpoint"), None)
     jobs = pool.submit(obs.list_spec_jobs, ws, spec_name)
@@ -55,4 +66,13 @@ def list_runs(ws: Any, pool: Executor, graph: Graph, spec_name: str) -> RunsFoun
         if current.managed and current.properties.get("model"):
             deployed[f"deployment.{endpoint.name}/{name}"] = current.properties["model"]
     notes = ["duration and cost are not read from Azure ML yet (they come with its MLflow runs)"]
-    return RunsFound([to_run(job, versions) for job in jobs.result().values()], deployed, notes)
+    listed_jobs = list(jobs.result().values())
+    reads = {job.name: pool.submit(metrics.read, job.name, job.experiment_name or "Default") for job in listed_jobs}
+    logged: dict[str, dict[str, float]] = {}
+    for name, read in reads.items():
+        try:
+            logged[name] = _logged(read.result())
+        except MetricsUnavailable as exc:
+            if not any(n.startswith("metrics cannot be read") for n in notes):
+                notes.append(f"metrics cannot be read from the workspace's MLflow tracking ({exc})")
+    return RunsFound([to_run(job, versions, logged.get(job.name, {})) for job in listed_jobs], deployed, notes)
