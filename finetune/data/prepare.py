@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
@@ -92,7 +94,10 @@ class _RoleOutput:
 
     def add(self, part: Part, train_index: OverlapIndex) -> None:
         """Append one chunk's result (chunks arrive in source order)."""
-        self.writer.write_lines(part.data, part.rows)
+        if part.spill is not None:
+            self.writer.append_file(Path(part.spill), part.rows)
+        else:
+            self.writer.write_lines(part.data, part.rows)
         self.stats.merge(part.stats)
         self.dropped += part.dropped
         self.bad.extend(part.bad[: MAX_BAD_ROWS - len(self.bad)])
@@ -161,9 +166,10 @@ def _run_pass(
     wanted = sorted(route)
     first = next(iter(outputs))
     seen = 0
+    spill = outputs[first].writer.path.parent / f".spill-{os.getpid()}-{threading.get_ident()}"  # workers' files
     try:
         emit(ProgressEvent("split_started", role=first, total=len(wanted), message=outputs[first].split))
-        with closing(_chunk_results(files, wanted, route)) as results:  # closing stops any workers at once
+        with closing(_chunk_results(files, wanted, route, spill)) as results:  # closing stops any workers at once
             for parts in results:
                 for role, part in parts.items():
                     outputs[role].add(part, train_index)
@@ -175,6 +181,8 @@ def _run_pass(
     except BaseException:
         for out in outputs.values():
             out.writer.abort()
+        for left in spill.parent.glob(f"{spill.name}.*.partial"):  # the workers have stopped: theirs, not taken
+            left.unlink(missing_ok=True)
         raise
     for out in outputs.values():
         out.writer.close()
@@ -182,7 +190,7 @@ def _run_pass(
 
 
 def _chunk_results(
-    files: list[source.SourceFile], wanted: list[int], route: dict[int, str]
+    files: list[source.SourceFile], wanted: list[int], route: dict[int, str], spill: Path
 ) -> Iterator[dict[str, Part]]:
     """Each chunk's parts, in source order: from worker processes for a large Parquet pass, else in here.
 
@@ -191,19 +199,23 @@ def _chunk_results(
     """
     workers = chunks.workers()
     if len(wanted) >= chunks.PARALLEL_MIN_ROWS and workers > 1 and all(f.format == "parquet" for f in files):
-        yield from chunks.run_parallel(_tasks(files, wanted, route), workers)
+        yield from chunks.run_parallel(_tasks(files, wanted, route, spill), workers)
         return
     rows = ((row, route[index]) for index, row in _rows(files, wanted))
     while parts := chunks.process(islice(rows, chunks.LOCAL_CHUNK_ROWS)):
         yield parts
 
 
-def _tasks(files: list[source.SourceFile], wanted: list[int], route: dict[int, str]) -> Iterator[Task]:
+def _tasks(files: list[source.SourceFile], wanted: list[int], route: dict[int, str], spill: Path) -> Iterator[Task]:
+    """The pass's tasks, numbered into their spill prefixes `<spill>.<n>` (unique within the pass)."""
+    n = 0
     for f, offset, local in _per_file(files, wanted):
-        yield from _parquet_tasks(f.path, local, [route[offset + i] for i in local])
+        for indices, roles in _parquet_tasks(f.path, local, [route[offset + i] for i in local]):
+            yield Task(f.path, indices, roles, f"{spill}.{n}")
+            n += 1
 
 
-def _parquet_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[Task]:
+def _parquet_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[tuple[list[int], list[str]]]:
     """Whole row groups (what Parquet decodes at once) with about CHUNK_ROWS selected rows per task."""
     lo = pos = end = 0
     for group_rows in readers.parquet_group_rows(path):
@@ -211,7 +223,7 @@ def _parquet_tasks(path: Path, local: list[int], roles: list[str]) -> Iterator[T
         while pos < len(local) and local[pos] < end:
             pos += 1
         if pos - lo >= chunks.CHUNK_ROWS or (pos == len(local) and pos > lo):
-            yield Task(path, local[lo:pos], roles[lo:pos])
+            yield local[lo:pos], roles[lo:pos]
             lo = pos
         if pos == len(local):
             return

@@ -71,6 +71,7 @@ class AtomicJsonlWriter:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
         self._f = open(self.tmp, "wb")  # noqa: SIM115 - closed in close()/abort()
+        self._buffer = bytearray()  # append_file's, made once: fresh memory is slow to touch
         self._hash = hashlib.sha256()
         self.rows = 0
         self.bytes = 0
@@ -85,6 +86,19 @@ class AtomicJsonlWriter:
         self._f.write(data)
         self.rows += rows
         self.bytes += len(data)
+
+    def append_file(self, path: Path, rows: int) -> None:
+        """Append the file at `path` (`rows` lines as write_lines() takes them), then remove it."""
+        if not self._buffer:
+            self._buffer = bytearray(1 << 20)
+        buffer, view = self._buffer, memoryview(self._buffer)
+        with open(path, "rb", buffering=0) as f:
+            while n := f.readinto(buffer):
+                self._hash.update(view[:n])
+                self._f.write(view[:n])
+                self.bytes += n
+        self.rows += rows
+        path.unlink()
 
     def close(self) -> None:
         # No fsync: after a power loss a renamed file may be short, and the cache notices by its recorded size.

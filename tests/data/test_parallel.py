@@ -115,3 +115,22 @@ def test_interrupt_during_a_parallel_pass_leaves_nothing_trusted(tmp_path: Path,
     assert not multiprocessing.active_children()
     assert not probe(req, tmp_path / "cache").cached and not list((tmp_path / "cache").rglob("*.partial"))
     assert prepare(req, tmp_path / "out", tmp_path / "cache").roles["train"].kept_rows == 118
+
+
+def test_workers_spill_files_are_taken_or_removed(tmp_path: Path, parallel) -> None:
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = _source(tmp_path / "src", "parquet")
+    res, _ = _run(src, tmp_path)
+    entry = tmp_path / "cache" / "prepared" / res.key
+    assert sorted(p.name for p in entry.iterdir()) == ["manifest.json", "test.jsonl", "train.jsonl"]
+    rows = [{**chat_row(i), "when": datetime.date(2024, 1, 1) if i == 40 else None} for i in range(60)]
+    schema = pa.Table.from_pylist([rows[40]]).schema
+    (tmp_path / "bad").mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "bad" / "train.parquet", row_group_size=5)
+    with pytest.raises(DataError, match=r"train\.parquet:41: a value JSON cannot hold"):
+        prepare(PrepareRequest(LocalSource(path=str(tmp_path / "bad")), {"train": "train"}), None, tmp_path / "c2")
+    assert not list((tmp_path / "c2").rglob("*.partial"))
