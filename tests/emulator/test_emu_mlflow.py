@@ -142,3 +142,22 @@ def test_injected_403_reaches_the_mlflow_client(frozen_emu, client):
                           message="The client does not have authorization to read runs.")
     with pytest.raises(MlflowException, match="authorization"):
         client.get_experiment_by_name(EXPERIMENT)
+
+
+def test_a_delayed_mlflow_answer_holds_only_its_own_request(frozen_emu, client):
+    import threading
+    import time
+
+    emu = frozen_emu
+    put_pipeline(emu, "ft-slow")
+    emu.faults.add("mlflow.*", "delay", times=1, seconds=1.5)
+    slow = threading.Thread(target=client.get_experiment_by_name, args=(EXPERIMENT,))
+    slow.start()
+    time.sleep(0.2)  # the MLflow request is now waiting on its delay
+    assert slow.is_alive()
+    ml = emu.ml_client()
+    assert ml.jobs.get("ft-slow").status == "NotStarted"  # answered meanwhile: the delay holds no lock
+    slow.join(timeout=10)
+    assert not slow.is_alive()
+    operations = [r.operation for r in emu.requests]
+    assert operations[-1] == "mlflow.experiments.getByName" and "jobs.get" in operations  # logged when answered

@@ -24,10 +24,12 @@ KINDS = {
     "job_failed": "the submitted pipeline job ends Failed (params message, logs)",
     "liveness_failed": "the deployment provisions and then ends Failed on its liveness probe (param message)",
     "slow": "the operation takes longer (param factor, default 10, or seconds)",
+    "delay": "the request is answered after a wait of wall-clock seconds (param seconds, default 1); others go on",
 }
 
 SYNC_KINDS = {"throttle", "unavailable", "error", "quota", "name_taken", "sku_not_allowed"}
 ASYNC_KINDS = {"job_failed", "liveness_failed", "slow"}
+WAIT_KINDS = {"delay"}
 
 
 @dataclass

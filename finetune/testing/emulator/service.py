@@ -15,7 +15,7 @@ from typing import Any
 
 from .clock import Durations, SimClock
 from .credential import DEFAULT_TENANT
-from .faults import SYNC_KINDS, FaultInjector
+from .faults import SYNC_KINDS, WAIT_KINDS, FaultInjector
 from .http import ArmError, EmuRequest, EmuResponse
 from .requestlog import RequestLog, RequestRecord, classify_write
 from .router import Router, call
@@ -92,13 +92,16 @@ class EmulatorService:
         if kind == "arm" and path.lower().startswith(MFE_PREFIX):
             path = path[len(MFE_PREFIX):]
         route_key = f"{kind}:{path}"
+        found = self.router.match(req.method, route_key)
+        operation = found[0].operation if found else "unknown"
+        delay = self.faults.take(operation, req.path, WAIT_KINDS)
+        if delay is not None:  # a slow answer holds this request only, never the others
+            time.sleep(float(delay.params.get("seconds", 1.0)))
         with self.lock:
             now = self.clock.now()
             from .lifecycle import tick
 
             tick(self, now)
-            found = self.router.match(req.method, route_key)
-            operation = found[0].operation if found else "unknown"
             record = RequestRecord(
                 method=req.method.upper(), url=req.url, host=req.host, path=req.path, query=dict(req.query),
                 api_version=req.api_version, body=_body_for_log(req), operation=operation,
