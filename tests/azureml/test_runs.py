@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_apply import apply, edit, run
 
 
@@ -36,6 +37,13 @@ def test_runs_lists_jobs_newest_first_with_changes_models_and_deployed_version(e
     model = "Phi-3-mini-4k-instruct-ultrachat-200k"
     assert (first["model"], newest["model"]) == (f"{model}@1", f"{model}@2")
     assert newest["status"] == first["status"] == "Completed"
+    # duration: the span of the job's step runs in the workspace's MLflow; cost: that at the compute's list price
+    from finetune import catalog
+
+    price = catalog.find_sku("Standard_NC24ads_A100_v4").usd_per_hour
+    for listed in (newest, first):
+        assert listed["duration_s"] > 0
+        assert listed["usd"] == pytest.approx(listed["duration_s"] / 3600 * price, abs=0.01)
     # the deployment serves the newest version
     assert list(report["deployed"].values()) == [f"{model}@2"]
     assert newest["deployed"] and not first["deployed"]

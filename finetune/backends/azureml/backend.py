@@ -796,7 +796,10 @@ class AzureMLBackend:
     def runs(self, graph: Graph) -> RunsFound:
         from finetune.backends.azureml.runs import list_runs
 
-        return list_runs(self.ws, self._pool, graph, self.spec.metadata.name, self.metrics)
+        compute = self.spec.compute
+        sku = catalog.find_sku(compute.sku) if compute is not None else None
+        price = sku.usd_per_hour * self.spec.finetune.num_nodes if sku and sku.usd_per_hour else None
+        return list_runs(self.ws, self._pool, graph, self.spec.metadata.name, self.metrics, price)
 
     def owned(self, graph: Graph) -> dict[str, Observed]:
         """What this spec owns, by names and tags alone (concurrent reads): the endpoint, the model's and the data

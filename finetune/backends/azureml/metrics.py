@@ -50,6 +50,8 @@ class StepRun:
     status: str
     metrics: dict[str, float]  # latest value per key
     steps: dict[str, int]  # the step each latest value was logged at
+    start_ms: int | None = None  # the run's start and end (ms since the epoch; end None while it runs)
+    end_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "run_id": self.run_id, "status": self.status, "metrics": self.metrics}
@@ -62,6 +64,12 @@ class JobMetrics:
     job: str
     runs: list[StepRun]
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def seconds(self) -> float | None:
+        """From the first step's start to the last one's end, once every step has ended (None before)."""
+        if not self.runs or any(r.start_ms is None or r.end_ms is None for r in self.runs):
+            return None
+        return (max(r.end_ms for r in self.runs) - min(r.start_ms for r in self.runs)) / 1000
 
     @property
     def training(self) -> StepRun | None:
@@ -203,7 +211,8 @@ class MlflowReader:
             latest = {k: float(v) for k, v in run.data.metrics.items() if math.isfinite(float(v))}
             steps = {m.key: int(m.step) for m in run.data.to_proto().metrics}
             name = run.info.run_name or run.data.tags.get("mlflow.runName") or run.info.run_id
-            runs.append(StepRun(name, run.info.run_id, str(run.info.status), latest, steps))
+            runs.append(StepRun(name, run.info.run_id, str(run.info.status), latest, steps, run.info.start_time,
+                                run.info.end_time))
         return JobMetrics(job, runs)
 
     def with_history(self, job: str, experiment: str) -> JobMetrics:

@@ -32,12 +32,14 @@ def _inputs(job: Any) -> dict[str, Any] | None:
         return None
 
 
-def to_run(job: Any, versions: dict[str, str], metrics: dict[str, float]) -> TrainingRun:
+def to_run(job: Any, versions: dict[str, str], metrics: dict[str, float], seconds: float | None = None,
+           usd_per_hour: float | None = None) -> TrainingRun:
     context = getattr(job, "creation_context", None)
+    usd = None if seconds is None or usd_per_hour is None else round(seconds / 3600 * usd_per_hour, 2)
     return TrainingRun(name=job.name, status=obs.job_status(job), fingerprint=obs.fingerprint_tag(job.tags),
                        started=_iso(getattr(context, "created_at", None)), inputs=_inputs(job),
-                       metrics=metrics, model=versions.get(job.name.lower()),
-                       link=getattr(job, "studio_url", None))
+                       duration_s=None if seconds is None else round(seconds, 1), metrics=metrics,
+                       model=versions.get(job.name.lower()), usd=usd, link=getattr(job, "studio_url", None))
 
 
 def _logged(found: Any) -> dict[str, float]:
@@ -50,7 +52,9 @@ def _logged(found: Any) -> dict[str, float]:
     return logged
 
 
-def list_runs(ws: Any, pool: Executor, graph: Graph, spec_name: str, metrics: WorkspaceMetrics) -> RunsFound:
+def list_runs(ws: Any, pool: Executor, graph: Graph, spec_name: str, metrics: WorkspaceMetrics,
+              usd_per_hour: float | None = None) -> RunsFound:
+    """usd_per_hour: the training compute's list price (all nodes); a run's cost is that times its steps' span."""
     model = next((r for r in graph.resources.values() if r.kind == "model"), None)
     endpoint = next((r for r in graph.resources.values() if r.kind == "endpoint"), None)
     jobs = pool.submit(obs.list_spec_jobs, ws, spec_name)
@@ -65,14 +69,19 @@ def list_runs(ws: Any, pool: Executor, graph: Graph, spec_name: str, metrics: Wo
     for name, current in sorted((served.result() if served else {}).items()):
         if current.managed and current.properties.get("model"):
             deployed[f"deployment.{endpoint.name}/{name}"] = current.properties["model"]
-    notes = ["duration and cost are not read from Azure ML yet (they come with its MLflow runs)"]
+    notes = []
+    if usd_per_hour is not None:
+        notes.append(f"cost: the steps' span at the compute's list price (${usd_per_hour:,.2f}/hour), not a bill")
     listed_jobs = list(jobs.result().values())
     reads = {job.name: pool.submit(metrics.read, job.name, job.experiment_name or "Default") for job in listed_jobs}
     logged: dict[str, dict[str, float]] = {}
+    spans: dict[str, float | None] = {}
     for name, read in reads.items():
         try:
-            logged[name] = _logged(read.result())
+            found = read.result()
+            logged[name], spans[name] = _logged(found), found.seconds()
         except MetricsUnavailable as exc:
             if not any(n.startswith("metrics cannot be read") for n in notes):
                 notes.append(f"metrics cannot be read from the workspace's MLflow tracking ({exc})")
-    return RunsFound([to_run(job, versions, logged.get(job.name, {})) for job in listed_jobs], deployed, notes)
+    return RunsFound([to_run(job, versions, logged.get(job.name, {}), spans.get(job.name), usd_per_hour)
+                      for job in listed_jobs], deployed, notes)
