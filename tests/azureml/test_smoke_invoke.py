@@ -121,3 +121,20 @@ def test_invoke_refuses_out_of_range_generation_options(emu, workdir, capsys, op
     assert code == 1 and out == ""
     assert f"Error: Invalid value for '{option}': {value} is not in the range" in err and "Traceback" not in err
     assert scoring_bodies(emu) == []
+
+
+def test_an_invoke_naming_a_deployment_does_not_steer_the_next_one(emu, workdir, capsys):
+    """The SDK keeps scoring headers in one class-level dict; a second invoke in the process must not inherit the
+    first one's deployment (folder mode runs many specs in one process)."""
+    spec = str(workdir / "spec.yaml")
+    assert run(capsys, "apply", spec, "--auto-approve")[0] == 0
+    emu.reset_log()
+    assert run(capsys, "invoke", spec, "-m", "first", "--deployment", "demo")[0] == 0
+    assert run(capsys, "invoke", spec, "-m", "second")[0] == 0
+    first, second = [r for r in emu.requests if r.operation == "scoring.score"]
+    lowered = [{k.lower(): v for k, v in r.headers.items()} for r in (first, second)]
+    assert lowered[0].get("azureml-model-deployment") == "demo"
+    assert "azureml-model-deployment" not in lowered[1]
+    from azure.ai.ml.constants._endpoint import EndpointInvokeFields
+
+    assert "Authorization" not in EndpointInvokeFields.DEFAULT_HEADER  # the key does not stay in the process

@@ -42,6 +42,7 @@ from finetune.workspace import WorkspaceRef
 PROVISIONING_DONE = {"succeeded", "failed", "canceled"}
 RESERVE = 1.2  # managed deployments reserve ~20% extra cores for upgrades
 PIPELINE_BUILD = threading.Lock()
+INVOKE_HEADERS = threading.Lock()  # see invoke(): the SDK's scoring headers are shared by the process
 FINAL_METRICS_WAIT = 3.0  # seconds apply waits, once the job is done, for its last metrics read
 
 
@@ -742,12 +743,23 @@ class AzureMLBackend:
                 "parameters": request.parameters}
 
     def invoke(self, endpoint: str, deployment: str | None, body: dict[str, Any]) -> str:
+        from azure.ai.ml.constants._endpoint import EndpointInvokeFields
+
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "request.json"
             path.write_text(json.dumps(body))
-            raw = call(lambda: self.ws.online_endpoints.invoke(endpoint_name=endpoint, deployment_name=deployment,
-                                                               request_file=str(path)),
-                       f"invoke {endpoint}" + (f"/{deployment}" if deployment else ""))
+            # azure-ai-ml 1.35 writes the key and the deployment header into one class-level dict
+            # (EndpointInvokeFields.DEFAULT_HEADER) and never clears it: a later invoke in this process (another spec
+            # of a folder, a smoke test then `invoke`) would go to the earlier deployment. Each call gets a fresh
+            # dict, one call at a time, and the key does not outlive it.
+            with INVOKE_HEADERS:
+                EndpointInvokeFields.DEFAULT_HEADER = {"Content-Type": "application/json"}
+                try:
+                    raw = call(lambda: self.ws.online_endpoints.invoke(
+                        endpoint_name=endpoint, deployment_name=deployment, request_file=str(path)),
+                        f"invoke {endpoint}" + (f"/{deployment}" if deployment else ""))
+                finally:
+                    EndpointInvokeFields.DEFAULT_HEADER = {"Content-Type": "application/json"}
         return parse_response(raw)
 
     def where(self, outputs: dict[str, dict[str, Any]]) -> list[str]:
