@@ -111,6 +111,9 @@ def child_finetune(src: str, pc: str, out: str, cache: str) -> float:
 
 def run_child(args: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     """(work seconds reported by the child, wall seconds, peak RSS MiB) of one variant."""
+    # Flush what the previous variant wrote (the notebook leaves ~2 GB of dirty pages), outside the timing: else the
+    # kernel's writeback of it throttles and slows whichever variant runs next.
+    os.sync()
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, env=env, text=True)
     out = proc.stdout.read() if proc.stdout else ""
