@@ -64,7 +64,14 @@ def plan_against_target(loaded: LoadedSpec, backend: Backend, say: Say, *, prepa
                     data_commit=(data.source or {}).get("commit") if data else None)
     backend.prefetch(build_graph(loaded.spec, facts))  # reads that do not wait for resolution start now
     say("resolving model and component versions")
-    facts, _ = backend.resolve(loaded, facts)
+    try:
+        facts, _ = backend.resolve(loaded, facts)
+    except FinetuneError as exc:
+        if prepare:
+            raise
+        # status shows what exists even when a reference no longer resolves (a hub model evicted from the cache,
+        # a registry out of reach); what depends on it is shown as not known
+        say(f"warning: {exc.diagnostics[0].message}: showing what exists without it")
     graph = build_graph(loaded.spec, facts)
     say(f"reading {len(graph.resources)} resources from the target")
     observed = backend.observe(graph, files)

@@ -259,3 +259,16 @@ def test_hub_cache_model_fine_tunes_offline_serves_and_answers(arch, saved_model
     assert trained_weights_differ(snapshot, Path(result["status"]["model_dir"]))
     job_row = next(r for r in result["report"]["resources"] if r["address"] == "job.finetune")
     assert job_row["status"] == "Completed"
+
+
+def test_status_of_a_hub_model_not_in_the_cache_shows_what_exists(tmp_path, capsys, monkeypatch):
+    """A model evicted from the cache (or never downloaded) must not stop `status` from saying what exists."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    spec = write_spec(tmp_path, "hf: some-org/not-downloaded")
+    code, out, err = run(capsys, "status", str(spec), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["resources"] and not any(r.get("exists") for r in report["resources"])
+    code, out, err = run(capsys, "status", str(spec))
+    assert code == 0, err
+    assert "not in the Hugging Face cache" in err and "showing what exists without it" in err

@@ -92,17 +92,23 @@ class LocalBackend:
         """Why each derived parameter has its value, for the plan."""
         if str(self.spec.finetune.parameters.get("apply_lora", "true")).lower() == "false":
             return {}
-        base = self.base_model()
+        base = self.base_model(required=False)
         if base is None:
             return {"lora_target_modules": "attention and MLP projections of the tiny model (llama)"}
         known = base.lora_targets() != "all-linear"
         return {"lora_target_modules": f"attention and MLP projections of {base.architecture}" if known else
                 f"{base.architecture} is not in finetune's table: every linear layer (peft)"}
 
-    def base_model(self):
-        """The spec's hf or path model, located and checked once per backend (None for a tiny model)."""
+    def base_model(self, *, required: bool = True):
+        """The spec's hf or path model, located and checked once per backend (None for a tiny model). With
+        `required=False`, None too when it cannot be located (resolve already said why: status carries on)."""
         from finetune.backends.local import basemodel
 
+        if not required:
+            try:
+                return self.base_model()
+            except FinetuneError:
+                return None
         if getattr(self, "_base", None) is None and self.spec.model.tiny is None:
             model = self.spec.model
             try:
@@ -222,7 +228,7 @@ class LocalBackend:
         for name in self.spec.finetune.parameters:
             if name not in DEFAULT_PARAMETERS:
                 found.warning(f"parameter '{name}' has no effect on the local target", address="job.finetune")
-        base = self.base_model()
+        base = self.base_model(required=False)
         for warning in base.warnings if base else ():
             found.warning(warning, address="job.finetune")
         if self.spec.model.quantization:
@@ -263,7 +269,7 @@ class LocalBackend:
             source = ModelSource(path=str((self.loaded.base_dir / model.path).resolve()),
                                  quantization=model.quantization)
         else:
-            base = self.base_model()
+            base = self.base_model(required=False)  # located by resolve; status carries on without it
             source = ModelSource(hf=model.hf, revision=base.commit if base else None, quantization=model.quantization)
         params = {k: v for k, v in resource.desired["parameters"].items() if k in DEFAULT_PARAMETERS}
         if model.tiny is not None and "seed" not in params:
