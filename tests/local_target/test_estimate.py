@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from finetune.backends.local.config import DEFAULT_PARAMETERS, effective_parameters
 from finetune.cli import main
@@ -69,7 +70,9 @@ def test_the_example_plans_a_measured_time_range_calibrated_once_per_machine_and
     code, out, _ = run(capsys, "plan", quickstart, "--offline", "--json")
     assert json.loads(out)["cost"]["training_hours"] == hours
     # a parameter that does not change the speed reuses it too; training more epochs takes longer
-    quickstart.write_text(quickstart.read_text().replace("num_train_epochs: 8", "num_train_epochs: 16"))
+    epochs = yaml.safe_load(quickstart.read_text())["finetune"]["parameters"]["num_train_epochs"]
+    quickstart.write_text(quickstart.read_text().replace(f"num_train_epochs: {epochs}",
+                                                         f"num_train_epochs: {epochs * 2}"))
     code, out, err = run(capsys, "plan", quickstart, "--json")
     assert calibrations(quickstart) == [cache] and cache.stat().st_mtime_ns == written
     assert json.loads(out)["cost"]["training_hours"]["high"] > hours["high"]
@@ -98,8 +101,10 @@ def test_local_plan_shows_only_what_the_local_target_uses(quickstart, capsys):
         assert word not in text
 
     params = {p["name"]: p for p in plan["parameters"]}
-    spec_values = {"num_train_epochs": 8, "per_device_train_batch_size": 8, "learning_rate": 3e-3,
-                   "lr_scheduler_type": "cosine", "apply_lora": "false", "max_seq_length": 256, "seed": 7}
+    # the example's own values (it is tuned over time), as the spec holds them
+    spec_values = {name: ("false" if value is False else "true" if value is True else value) for name, value in
+                   yaml.safe_load(quickstart.read_text())["finetune"]["parameters"].items()
+                   if name != "apply_deepspeed"}
     trainer = effective_parameters(spec_values)  # what the local trainer itself computes from the same values
     for name in DEFAULT_PARAMETERS:  # every parameter of the trainer, its value as the trainer has it
         assert params[name]["value"] == trainer[name], name
