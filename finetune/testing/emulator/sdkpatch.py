@@ -89,18 +89,6 @@ def _make_container_patched(original: Any) -> Any:
     return EmulatedContainerClient
 
 
-def _make_registry_patched(original: Any) -> Any:
-    from .transport import EmulatorTransport
-
-    def get_registry_client(credential: Any, registry_name: str, workspace_location: str | None = None,
-                            **kwargs: Any) -> Any:
-        if "transport" not in kwargs and _active:
-            kwargs["transport"] = EmulatorTransport(_active[-1])
-        return original(credential, registry_name, workspace_location, **kwargs)
-
-    return get_registry_client
-
-
 def _make_mlflow_patched(original: Any) -> Any:
     import requests
     from requests.adapters import BaseAdapter
