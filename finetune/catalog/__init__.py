@@ -231,6 +231,16 @@ def similar_model(registry: str | None, name: str) -> str | None:
     return names[close[0]] if close else None
 
 
+def model_names(registry: str) -> list[str]:
+    """The chat models the catalog knows in `registry` (a registry holds many more)."""
+    return [m.name for m in _models().values() if m.registry == registry]
+
+
+def component_names() -> list[str]:
+    """The registry components whose input schemas the catalog holds."""
+    return list(_components())
+
+
 def catalog_registries() -> set[str]:
     """Registries whose chat models the catalog lists (only those models: a registry holds many more)."""
     return {m.registry for m in _models().values()}

@@ -59,9 +59,7 @@ def describe_versions(versions: list[str]) -> str:
 
 def catalog_names(kind: str, registry: str) -> list[str]:
     """What the offline catalog knows in this registry (no request)."""
-    if kind == "model":
-        return [m.name for m in catalog._models().values() if m.registry == registry]
-    return list(catalog._components())
+    return catalog.model_names(registry) if kind == "model" else catalog.component_names()
 
 
 def close_names(name: str, candidates: list[str], n: int = 3) -> list[str]:
