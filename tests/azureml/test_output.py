@@ -31,7 +31,7 @@ def test_text_progress_lines_are_not_prefixed_by_poll_dots(emu, workdir, capsys)
 
 JSON_COMMANDS = [
     ["validate"], ["plan"], ["data", "prepare"], ["lock"], ["apply", "--auto-approve"], ["plan"], ["status"],
-    ["invoke"], ["export", "--to", "azure-cli", "{out}"], ["destroy", "--auto-approve"],
+    ["invoke"], ["runs"], ["export", "--to", "azure-cli", "{out}"], ["destroy", "--auto-approve"],
     ["destroy", "--all", "--auto-approve"], ["destroy", "--all", "--auto-approve"],
 ]
 
