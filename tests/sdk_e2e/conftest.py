@@ -107,12 +107,24 @@ def sdk_emulator():
 
 
 def _workspace_like_the_sdk_tests(emu) -> None:
-    """The SDK's test workspace has clusters named cpu-cluster and testCompute; its tests submit to them."""
+    """The SDK's test workspace has clusters named cpu-cluster and testCompute, and components that earlier runs
+    registered there; its tests submit to them and name them without a fixture creating them
+    (microsoftsamples_command_component_basic@default, microsoftsamplescommandcomponentbasic_nopaths_test:1)."""
+    from azure.ai.ml import load_component
     from azure.ai.ml.entities import AmlCompute
 
     client = emu.ml_client(polling_interval=0.001)
     for name in ("cpu-cluster", "testCompute"):
         client.compute.begin_create_or_update(AmlCompute(name=name, size="Standard_DS3_v2", max_instances=2)).result()
+    cwd = os.getcwd()
+    os.chdir(SDK_ROOT)
+    try:
+        client.components.create_or_update(load_component(
+            _config("components/helloworld_component.yml"),
+            params_override=[{"name": "microsoftsamples_command_component_basic"}]))
+        client.components.create_or_update(load_component(_config("components/helloworld_component_no_paths.yml")))
+    finally:
+        os.chdir(cwd)
 
 
 def _load_or_create_component(client, path: str):
@@ -135,6 +147,16 @@ def hello_world_component(client):
 @pytest.fixture
 def hello_world_component_no_paths(client):
     return _load_or_create_component(client, _config("components/helloworld_component_no_paths.yml"))
+
+
+@pytest.fixture
+def helloworld_component_with_paths(client):
+    return _load_or_create_component(client, _config("components/helloworld_component_with_paths.yml"))
+
+
+@pytest.fixture
+def pipeline_samples_e2e_registered_train_components(client):
+    return _load_or_create_component(client, _config("dsl_pipeline/e2e_registered_components/train.yml"))
 
 
 @pytest.fixture(autouse=True)

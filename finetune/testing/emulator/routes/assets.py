@@ -132,6 +132,9 @@ def _default_version(svc, name: str) -> dict[str, Any]:
 
 
 _ARM_ASSET = re.compile(r"/workspaces/[^/]+/(codes|components|environments)/([^/]+)/versions/([^/]+)$", re.IGNORECASE)
+# `azureml:name@default` reaches the service unresolved, as a label id (the SDK's orchestrator resolves no
+# `default` label of a component); the service resolves it to the newest version when it accepts the job.
+_ARM_LABEL = re.compile(r"/workspaces/[^/]+/components/([^/]+)/labels/([^/]+)$", re.IGNORECASE)
 
 
 def is_curated(kind: str, name: str) -> bool:
@@ -141,6 +144,10 @@ def is_curated(kind: str, name: str) -> bool:
 
 
 def check_reference(svc, ref: Any, where: str) -> None:
+    label = _ARM_LABEL.search(ref) if isinstance(ref, str) else None
+    if label and not (assets(svc, "components").get(label.group(1)) or {}).get("versions"):
+        raise ArmError(400, "UserError", f"{where}: component {label.group(1)}@{label.group(2)} ({ref}) was not "
+                       "found in the workspace.", detail_code="ComponentNotFound")
     m = _ARM_ASSET.search(ref) if isinstance(ref, str) else None
     if not m:
         return
