@@ -107,15 +107,23 @@ def sdk_emulator():
 
 
 def _workspace_like_the_sdk_tests(emu) -> None:
-    """The SDK's test workspace has clusters named cpu-cluster and testCompute, and components that earlier runs
-    registered there; its tests submit to them and name them without a fixture creating them
-    (microsoftsamples_command_component_basic@default, microsoftsamplescommandcomponentbasic_nopaths_test:1)."""
+    """The SDK's test workspace has clusters named cpu-cluster, testCompute and gpu-cluster, components that
+    earlier runs registered there and a data file on its blob store; its tests submit to them and name them without
+    a fixture creating them (microsoftsamples_command_component_basic@default,
+    microsoftsamplescommandcomponentbasic_nopaths_test:1, azureml://datastores/workspaceblobstore/paths/python/data.csv).
+    """
     from azure.ai.ml import load_component
     from azure.ai.ml.entities import AmlCompute
 
+    from finetune.testing.emulator.routes.blob import put_blob
+
     client = emu.ml_client(polling_interval=0.001)
-    for name in ("cpu-cluster", "testCompute"):
-        client.compute.begin_create_or_update(AmlCompute(name=name, size="Standard_DS3_v2", max_instances=2)).result()
+    for name, size in (("cpu-cluster", "Standard_DS3_v2"), ("testCompute", "Standard_DS3_v2"),
+                       ("gpu-cluster", "Standard_NC6s_v3")):
+        client.compute.begin_create_or_update(AmlCompute(name=name, size=size, max_instances=2)).result()
+    with emu.service.lock:
+        put_blob(emu.service, emu.service.cfg["container"], "python/data.csv", b"sepal_length,species\n5.1,setosa\n",
+                 content_type="text/csv")
     cwd = os.getcwd()
     os.chdir(SDK_ROOT)
     try:

@@ -143,6 +143,15 @@ def is_curated(kind: str, name: str) -> bool:
     return kind == "environments" and name.startswith("AzureML-")
 
 
+def _find_version_any_case(svc, kind: str, name: str, version: str) -> dict[str, Any] | None:
+    """ARM resource names are case-insensitive: a job naming ``azureml:Train:31`` runs the component registered as
+    ``train`` 31 (the SDK's test_pipeline_job_with_command_job reads the id back as sent, ``Train:31``)."""
+    for key, entry in assets(svc, kind).items():
+        if key.lower() == name.lower() and version in entry.get("versions", {}):
+            return entry["versions"][version]
+    return None
+
+
 def check_reference(svc, ref: Any, where: str) -> None:
     label = _ARM_LABEL.search(ref) if isinstance(ref, str) else None
     if label and not (assets(svc, "components").get(label.group(1)) or {}).get("versions"):
@@ -152,7 +161,7 @@ def check_reference(svc, ref: Any, where: str) -> None:
     if not m:
         return
     kind, name, version = m.group(1).lower(), m.group(2), m.group(3)
-    if not is_curated(kind, name) and find_version(svc, kind, name, version) is None:
+    if not is_curated(kind, name) and _find_version_any_case(svc, kind, name, version) is None:
         label = KINDS[kind]
         raise ArmError(400, "UserError", f"{where}: {label.lower()} {name}:{version} ({ref}) was not found in the "
                        "workspace.", detail_code=f"{label}NotFound")
