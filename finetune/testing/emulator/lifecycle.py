@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .clock import iso
+from .outputs import register_named_outputs
 
 if TYPE_CHECKING:
     from .service import EmulatorService
@@ -162,5 +163,6 @@ def _advance_job(svc: EmulatorService, job: dict[str, Any], now: float) -> None:
             meta["error"] = {"code": "UserError", "message": meta["fail"]["message"]}
             return
         props["status"] = "Completed"
+        register_named_outputs(svc, job)
         return
     props["status"] = status

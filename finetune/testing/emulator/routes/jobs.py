@@ -60,12 +60,22 @@ def _check_inputs(svc, props: dict[str, Any]) -> None:
             if m.group(3) not in versions:
                 raise ArmError(400, "UserError", f"Node {node_name}: component {comp} not found.",
                                detail_code="ComponentNotFound")
-        compute = str((node or {}).get("computeId") or "")
+        compute = _bound_value(props, str((node or {}).get("computeId") or ""))
         _check_compute(svc, compute, f"Node {node_name}")
     _check_compute(svc, str(props.get("computeId") or ""), "Job")
     default_compute = str(((props.get("settings") or {}).get("default_compute")) or "")
     _check_compute(svc, default_compute, "Pipeline default compute")
     _ = cfg
+
+
+def _bound_value(props: dict[str, Any], value: str) -> str:
+    """A node setting bound to a literal pipeline input (``${{parent.inputs.x}}``) is that input's value; other
+    expressions are resolved when the node runs, so there is nothing to check at submit (the SDK's
+    test_pipeline_job_with_data_binding_expression[run_settings_compute.yml] submits a bound compute)."""
+    m = re.fullmatch(r"\$\{\{parent\.inputs\.([^}]+)\}\}", value)
+    if m:
+        return str(((props.get("inputs") or {}).get(m.group(1)) or {}).get("value") or "")
+    return "" if "${{" in value else value
 
 
 def _check_compute(svc, compute: str, where: str) -> None:

@@ -130,30 +130,9 @@ def _register_kind(router: Router, kind: str, label: str) -> None:
                     old[field] = props[field]
             existing["systemData"]["lastModifiedAt"] = system_data(now)["lastModifiedAt"]
             return ok(copy.deepcopy(existing), 200, {"Location": svc.arm_url(req.path, req.api_version)})
-        if kind == "data":
-            _normalise_folder_uri(props)
         if kind == "models":
             _check_model_uri(svc, props.get("modelUri", ""))
-            props["flavors"] = props.get("flavors") or {}
-        job = re.match(r"azureml://jobs/([^/]+)/", props.get("modelUri") or "")
-        props.setdefault("tags", {})
-        props.setdefault("properties", {})
-        props.setdefault("isAnonymous", False)
-        props.setdefault("isArchived", False)
-        if kind == "models":
-            props["jobName"] = job.group(1) if job else props.get("jobName")
-        props["provisioningState"] = "Succeeded"
-        props.setdefault("stage", "Development")
-        props.setdefault("autoDeleteSetting", None)
-        props.setdefault("intellectualProperty", None)
-        mv = {
-            "id": f"{ws_prefix(svc.cfg)}/{kind}/{name}/versions/{version}",
-            "name": version,
-            "type": f"{MLS}/workspaces/{kind}/versions",
-            "properties": props,
-            "systemData": system_data(now, now),
-        }
-        entry["versions"][version] = mv
+        mv = store_version(svc, kind, name, version, props)
         return ok(copy.deepcopy(mv), 201, {"Location": svc.arm_url(req.path, req.api_version)})
 
     @router.add("PATCH", WS + f"/{kind}/{{name}}/versions/{{version}}", f"{kind}.updateVersion")
@@ -190,3 +169,33 @@ def _container(svc, name: str, entry: dict[str, Any], kind: str = "models") -> d
                        else None, "provisioningState": "Succeeded"},
         "systemData": system_data(entry.get("created", 0.0)),
     }
+
+
+def store_version(svc, kind: str, name: str, version: str, props: dict[str, Any]) -> dict[str, Any]:
+    """A new model or data version with the fields the service fills in (also a job's registered outputs)."""
+    entry = svc.state.setdefault(kind, {}).setdefault(name, {"versions": {}, "created": svc.clock.now()})
+    now = svc.clock.now()
+    if kind == "data":
+        _normalise_folder_uri(props)
+    if kind == "models":
+        props["flavors"] = props.get("flavors") or {}
+    job = re.match(r"azureml://jobs/([^/]+)/", props.get("modelUri") or "")
+    props.setdefault("tags", {})
+    props.setdefault("properties", {})
+    props.setdefault("isAnonymous", False)
+    props.setdefault("isArchived", False)
+    if kind == "models":
+        props["jobName"] = job.group(1) if job else props.get("jobName")
+    props["provisioningState"] = "Succeeded"
+    props.setdefault("stage", "Development")
+    props.setdefault("autoDeleteSetting", None)
+    props.setdefault("intellectualProperty", None)
+    mv = {
+        "id": f"{ws_prefix(svc.cfg)}/{kind}/{name}/versions/{version}",
+        "name": version,
+        "type": f"{MLS}/workspaces/{kind}/versions",
+        "properties": props,
+        "systemData": system_data(now, now),
+    }
+    entry["versions"][version] = mv
+    return mv
