@@ -319,6 +319,54 @@ def test_a_pipeline_naming_a_workspace_component_version_that_does_not_exist_is_
     assert submit("p-ok", "1").status_code == 201
 
 
+def test_pipeline_references_resolve_any_case_and_by_default_label_but_not_when_nothing_is_there(http):
+    comp = _example("Workspace/ComponentVersion/createOrUpdate.json")["parameters"]["body"]
+    http("PUT", http.ws + "/components/train/versions/31", comp)
+    arm = http.ws.split("management.azure.com")[1]
+
+    def submit(name: str, component_id: str):
+        body = {"properties": {"jobType": "Pipeline", "jobs": {"step": {"componentId": component_id}}}}
+        return http("PUT", http.ws + f"/jobs/{name}", body, api="2025-01-01-preview")
+
+    assert submit("p-case", arm + "/components/Train/versions/31").status_code == 201
+    assert submit("p-label", arm + "/components/train/labels/default").status_code == 201
+    refused = submit("p-no-label", arm + "/components/nothing/labels/default")
+    assert refused.status_code == 400 and "nothing@default" in refused.json()["error"]["message"]
+
+
+def test_a_node_compute_bound_to_a_pipeline_input_is_checked_as_that_inputs_value(http):
+    def submit(name: str, target: str):
+        body = {"properties": {"jobType": "Pipeline",
+                               "inputs": {"target": {"jobInputType": "literal", "value": target}},
+                               "jobs": {"step": {"computeId": "${{parent.inputs.target}}"}}}}
+        return http("PUT", http.ws + f"/jobs/{name}", body, api="2025-01-01-preview")
+
+    refused = submit("p-bad-compute", "no-such-cluster")
+    assert refused.status_code == 400 and "no-such-cluster" in refused.json()["error"]["message"]
+    assert submit("p-serverless", "serverless").status_code == 201
+
+
+def test_a_pipeline_gets_default_modes_no_output_uri_and_registers_named_outputs_when_it_completes(http, frozen_emu):
+    body = {"properties": {"jobType": "Pipeline",
+                           "inputs": {"data": {"jobInputType": "uri_file", "uri": "https://example.com/a.csv"}},
+                           "outputs": {"model": {"jobOutputType": "uri_folder", "assetName": "best",
+                                                 "assetVersion": "3"},
+                                       "unnamed": {"jobOutputType": "uri_folder", "mode": "Upload"}},
+                           "jobs": {"step": {"outputs": {
+                               "bound": {"type": "literal", "value": "${{parent.outputs.model}}", "name": "not_me"},
+                               "own": {"job_output_type": "uri_folder", "name": "step_out", "version": "1"}}}}}}
+    props = http("PUT", http.ws + "/jobs/p-outputs", body, api="2025-01-01-preview").json()["properties"]
+    assert props["inputs"]["data"]["mode"] == "ReadOnlyMount"
+    assert props["outputs"]["model"]["mode"] == "ReadWriteMount" and "uri" not in props["outputs"]["model"]
+    assert props["outputs"]["unnamed"] == {"jobOutputType": "uri_folder", "mode": "Upload"}
+    assert http("GET", http.ws + "/data/best/versions/3").status_code == 404  # not before the job completes
+    frozen_emu.advance(10_000)
+    assert http("GET", http.ws + "/jobs/p-outputs").json()["properties"]["status"] == "Completed"
+    assert http("GET", http.ws + "/data/best/versions/3").json()["properties"]["dataType"] == "uri_folder"
+    assert http("GET", http.ws + "/data/step_out/versions/1").status_code == 200
+    assert http("GET", http.ws + "/data/not_me").status_code == 404
+
+
 def test_compute_echoes_the_admin_user_never_the_password_as_recorded(http):
     rec = load("compute__test_aml_compute_create_and_delete.json")["Entries"]
     body = rec[0]["RequestBody"]
