@@ -147,24 +147,19 @@ def _load_or_create_component(client, path: str):
         return client.components.create_or_update(component)
 
 
-@pytest.fixture
-def hello_world_component(client):
-    return _load_or_create_component(client, _config("components/helloworld_component.yml"))
+def _component(rel: str):
+    """A fixture like the SDK's: the component in ``test_configs/{rel}``, created when the workspace lacks it."""
+    @pytest.fixture
+    def fixture(client):
+        return _load_or_create_component(client, _config(rel))
+
+    return fixture
 
 
-@pytest.fixture
-def hello_world_component_no_paths(client):
-    return _load_or_create_component(client, _config("components/helloworld_component_no_paths.yml"))
-
-
-@pytest.fixture
-def helloworld_component_with_paths(client):
-    return _load_or_create_component(client, _config("components/helloworld_component_with_paths.yml"))
-
-
-@pytest.fixture
-def pipeline_samples_e2e_registered_train_components(client):
-    return _load_or_create_component(client, _config("dsl_pipeline/e2e_registered_components/train.yml"))
+hello_world_component = _component("components/helloworld_component.yml")
+hello_world_component_no_paths = _component("components/helloworld_component_no_paths.yml")
+helloworld_component_with_paths = _component("components/helloworld_component_with_paths.yml")
+pipeline_samples_e2e_registered_train_components = _component("dsl_pipeline/e2e_registered_components/train.yml")
 
 
 @pytest.fixture(autouse=True)
