@@ -298,6 +298,11 @@ def remove_git_props(mocker):
 
 
 @pytest.fixture
+def snapshot_hash_sanitizer():
+    """A recording sanitizer in the SDK's conftest: nothing is recorded here."""
+
+
+@pytest.fixture
 def mock_code_hash():
     """Live runs use the real content hash (the emulator answers the SDK's hash look-up)."""
 

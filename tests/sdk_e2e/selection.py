@@ -10,6 +10,8 @@ import os
 import re
 from pathlib import Path
 
+from pytest import ParameterSet
+
 REGISTRY = "needs a writable registry of its own (testFeed); creating registries is out of the emulator's scope"
 REGISTRY_ASSETS = ("runs components, environments or models from the SDK team's registries (sdk-test, azureml); "
                    "registries and their assets are out of the emulator's scope")
@@ -31,6 +33,8 @@ DESELECTED: dict[str, str] = {
     "flow_node_skip_input_filtering": PROMPT_FLOW,
     "parallel_job": PARALLEL,
     "parallel_component_job": PARALLEL,
+    "test_parallel_component": PARALLEL,
+    "[parallel_with_": PARALLEL,
     "with_registries": REGISTRY_ASSETS,
     "with_registry_model_as_input": REGISTRY_ASSETS,
     "from_registry": REGISTRY,
@@ -75,10 +79,25 @@ def missing_config(item, root: Path) -> str | None:
         source = inspect.getsource(item.function)
     except (OSError, TypeError):
         return None
+    others = _other_params(item)
     for path in CONFIG.findall(source):
-        if not (root / path).exists():
+        if path not in others and not (root / path).exists():
             return path
     return None
+
+
+def _other_params(item) -> set[str]:
+    """The string values of the test's parametrize cases other than this item's (a case opens only its own)."""
+    def strings(values) -> set[str]:
+        return {v for v in values if isinstance(v, str)}
+
+    mine = strings(getattr(getattr(item, "callspec", None), "params", {}).values())
+    values: set[str] = set()
+    for mark in item.iter_markers("parametrize"):
+        for case in mark.args[1] if len(mark.args) > 1 else mark.kwargs.get("argvalues", ()):
+            case = case.values if isinstance(case, ParameterSet) else case
+            values |= strings(case if isinstance(case, tuple) else (case,))
+    return values - mine
 
 
 def reason_for(item, root: Path) -> str | None:

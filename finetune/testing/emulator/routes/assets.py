@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..http import ArmError, EmuResponse
 from ..state import system_data, ws_prefix
+from . import component_spec
 from .common import WS, check_workspace, ok, order_by_created, paged, require_body
 
 if TYPE_CHECKING:
@@ -30,9 +31,8 @@ MUTABLE = ("tags", "description", "properties", "isArchived", "stage")
 # version 0.0.1 with a new description and display name and reads them back.)
 CONTENT = {"codes": ("codeUri",), "components": (), "environments": ("image", "condaFile", "build")}
 MUTABLE_SPEC = {"components": "componentSpec"}
+# (...except its immutable fields: component_spec.IMMUTABLE.)
 DEFAULT_COMPONENT_VERSION = "azureml_default"  # what components.get(name) asks for (azure-ai-ml constants)
-# `[ ... ${{inputs.x}} ... ]` (an optional part of a command) comes back as `$[[ ... ]]`
-OPTIONAL_PART = re.compile(r"(?<!\$\[)\[([^\[\]]*\$\{\{inputs\.[^}]+\}\}[^\[\]]*)\]")
 
 
 def assets(svc, kind: str) -> dict[str, Any]:
@@ -92,24 +92,11 @@ def _server_fields(svc, kind: str, name: str, version: str, props: dict[str, Any
         props.setdefault("build", None)
         props.setdefault("inferenceConfig", None)
     if kind == "components":
+        props.setdefault("autoDeleteSetting", None)
+        props.setdefault("stage", "Logged" if props["isAnonymous"] else "Development")
         spec = props.setdefault("componentSpec", {})
         if isinstance(spec, dict):
-            normalise_component_spec(spec, name, version)
-
-
-def normalise_component_spec(spec: dict[str, Any], name: str, version: str) -> None:
-    """What the service returns for a component spec (the SDK's test_command_component expected_dict): inputs
-    say whether they are optional, optional command parts are written ``$[[...]]``, a command component runs on
-    one instance unless it says otherwise."""
-    spec.setdefault("name", name)
-    if spec.get("type") == "command":
-        spec.setdefault("resources", {"instance_count": 1})
-    spec.setdefault("version", version)
-    for inp in (spec.get("inputs") or {}).values():
-        if isinstance(inp, dict):
-            inp.setdefault("optional", False)
-    if isinstance(spec.get("command"), str):
-        spec["command"] = OPTIONAL_PART.sub(r"$[[\1]]", spec["command"])
+            component_spec.normalise(spec, name, version)
 
 
 def _check_component_refs(svc, props: dict[str, Any]) -> None:
@@ -270,7 +257,9 @@ def _register_kind(router: Router, kind: str) -> None:
                     old[field] = props[field]
             spec_field = MUTABLE_SPEC.get(kind)
             if spec_field and isinstance(props.get(spec_field), dict):
-                normalise_component_spec(props[spec_field], name, version)
+                if not old.get("isAnonymous"):
+                    component_spec.check_update(name, old.get(spec_field) or {}, props[spec_field])
+                component_spec.normalise(props[spec_field], name, version)
                 old[spec_field] = props[spec_field]
             existing["systemData"]["lastModifiedAt"] = system_data(now)["lastModifiedAt"]
             return ok(copy.deepcopy(existing), 200, location)

@@ -1,0 +1,86 @@
+"""What the service makes of a component spec it stores, and which of its fields a re-sent version may change.
+
+Sources: recordings of the SDK's own component tests (Azure/azure-sdk-assets, python/ml/azure-ai-ml,
+``tests/recordings/component/e2etests/test_component.pyTestComponent<test>.json``): test_command_component,
+test_pytorch_component, test_tensorflow_component, test_mpi_component, test_simple_pipeline_component_create,
+test_command_component_create_input_output_types[input_types_component.yml], test_component_download[command],
+test_component_update_code.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..http import ArmError
+
+# `[ ... ${{inputs.x}} ... ]` (an optional part of a command) comes back as `$[[ ... ]]`
+OPTIONAL_PART = re.compile(r"(?<!\$\[)\[([^\[\]]*\$\{\{inputs\.[^}]+\}\}[^\[\]]*)\]")
+# `azureml:AzureML-x:33`, or its ARM id: a curated environment.
+_CURATED_ENV = re.compile(r"^(?:azureml:|.*/environments/)(AzureML-[^:/@]+)(?::|/versions/)([^:/@]+)$")
+# The service writes distribution types in its own casing (``"type": "Pytorch"``, ``"TensorFlow"``, ``"Mpi"``).
+_DISTRIBUTION_TYPES = {"mpi": "Mpi", "pytorch": "Pytorch", "tensorflow": "TensorFlow"}
+# Fields a re-sent version may not change: 400 'Failed to update component {name} since field "code" is
+# immutable, try specifying a new version.' (test_component_update_code).
+IMMUTABLE = ("code",)
+
+
+def normalise(spec: dict[str, Any], name: str, version: str) -> None:
+    """The spec as the service returns it: every scalar written as a string (``"is_deterministic": "True"``,
+    ``"instance_count": "2"``), inputs saying whether they are optional, optional command parts written
+    ``$[[...]]``, a command component on one instance unless it says otherwise, a curated environment named in the
+    azureml registry, a pipeline component not deterministic unless it says so and its input defaults without the
+    ``azureml:`` prefix, no ``_source`` and no null fields. The nodes (``jobs``) of a pipeline component are kept
+    as sent: the recorded service leaves them out, and the SDK's test_simple_pipeline_component_create expects them
+    back once it returns them."""
+    spec.pop("_source", None)
+    for key in [k for k, v in spec.items() if v is None]:
+        del spec[key]
+    spec.setdefault("name", name)
+    spec.setdefault("version", version)
+    if isinstance(spec.get("environment"), str):
+        spec["environment"] = curated_in_registry(spec["environment"])
+    if spec.get("type") == "command":
+        spec.setdefault("resources", {"instance_count": 1})
+    if spec.get("type") == "pipeline":
+        spec.setdefault("is_deterministic", False)
+    for inp in (spec.get("inputs") or {}).values():
+        if isinstance(inp, dict):
+            inp.setdefault("optional", False)
+            if spec.get("type") == "pipeline" and isinstance(inp.get("default"), str):
+                inp["default"] = inp["default"].removeprefix("azureml:")
+    if isinstance(spec.get("command"), str):
+        spec["command"] = OPTIONAL_PART.sub(r"$[[\1]]", spec["command"])
+    distribution = spec.get("distribution")
+    if isinstance(distribution, dict) and isinstance(distribution.get("type"), str):
+        distribution["type"] = _DISTRIBUTION_TYPES.get(distribution["type"].lower(), distribution["type"])
+    for key, value in spec.items():
+        if key != "jobs":
+            spec[key] = _as_strings(value)
+
+
+def _as_strings(value: Any) -> Any:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _as_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_strings(v) for v in value]
+    return value
+
+
+def curated_in_registry(ref: str) -> str:
+    """A component naming a curated environment comes back naming it in the azureml registry
+    (``azureml://registries/azureml/environments/{name}/versions/{v}``)."""
+    m = _CURATED_ENV.match(ref)
+    return f"azureml://registries/azureml/environments/{m.group(1)}/versions/{m.group(2)}" if m else ref
+
+
+def check_update(name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A named version re-sent with a changed immutable field is refused."""
+    for field in IMMUTABLE:
+        if old.get(field) != new.get(field):
+            raise ArmError(400, "UserError", f'Failed to update component {name} since field "{field}" is immutable, '
+                           "try specifying a new version.")
