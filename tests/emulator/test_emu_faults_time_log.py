@@ -232,3 +232,18 @@ def test_registry_layouts(emu):
         assert ast.literal_eval(latest.tags["model_specific_defaults"])["apply_lora"] == "true"
         older = reg2.models.get("Phi-3-mini-4k-instruct", version="14")
         assert "Standard_NC24ads_A100_v4" in ast.literal_eval(older.tags["finetune_compute_allow_list"])
+
+
+def test_long_workspace_lists_page_with_a_next_link_the_sdk_follows(emu):
+    for name in ("a-data", "b-data", "c-data"):
+        uri = f"azureml://datastores/workspaceblobstore/paths/{name}"
+        body = {"properties": {"dataType": "uri_file", "dataUri": uri}}
+        r = emu.transport.session.put(arm(emu, f"/data/{name}/versions/1"), json=body,
+                                      headers={"Authorization": "Bearer x"})
+        assert r.status_code == 201, r.text
+    ml = ws_client(emu)
+    assert sorted(d.name for d in ml.data.list()) == ["a-data", "b-data", "c-data"]  # one page by default
+    emu.service.page_size = 2
+    pages = ml.data.list().by_page()
+    assert len(list(next(pages))) == 2 and pages.continuation_token
+    assert sorted(d.name for d in ml.data.list()) == ["a-data", "b-data", "c-data"]

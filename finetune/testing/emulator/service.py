@@ -48,6 +48,7 @@ class EmulatorService:
         self.faults = FaultInjector()
         self.log = RequestLog()
         self.latency = 0.0
+        self.page_size: int | None = None  # workspace lists (assets, endpoints) page by this many; None: one page
         self.scoring_shape = "records"
         self.state_dir = Path(state_dir) if state_dir else None
         loaded = self._load() if self.state_dir else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..http import ArmError, EmuResponse
 
@@ -39,6 +40,21 @@ def paged(items: list[dict[str, Any]], query: dict[str, str]) -> dict[str, Any]:
     if top:
         items = items[: int(top)]
     return {"value": items}
+
+
+def one_page(svc: EmulatorService, req: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A workspace list as ARM pages it: `svc.page_size` items and, while more remain, a `nextLink` (this URL with
+    a `$skip` continuation token) that the SDK follows. No page size set: everything on one page."""
+    size = svc.page_size
+    if not size:
+        return {"value": items}
+    start = int(req.query.get("$skip") or 0)
+    body: dict[str, Any] = {"value": items[start:start + size]}
+    if start + size < len(items):
+        parts = urlsplit(req.url)
+        query = urlencode({**dict(parse_qsl(parts.query)), "$skip": str(start + size)})
+        body["nextLink"] = urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+    return body
 
 
 def order_by_created(items: list[dict[str, Any]], query: dict[str, str]) -> list[dict[str, Any]]:

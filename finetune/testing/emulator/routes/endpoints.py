@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..http import ArmError, EmuResponse
 from ..lifecycle import slow_factor, start_operation
 from ..state import managed_online_skus, system_data, vm_sizes, ws_prefix
-from .common import WS, check_workspace, ok, require_body
+from .common import WS, check_workspace, ok, one_page, require_body
 from .workspace import family_limit, family_usage
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def register(router: Router) -> None:
     @router.add("GET", WS + "/onlineEndpoints", "onlineEndpoints.list")
     def list_endpoints(svc, req, sub, rg, ws):
         check_workspace(svc, sub, rg, ws)
-        return ok({"value": [copy.deepcopy(e["body"]) for e in svc.state["endpoints"].values()]})
+        return ok(one_page(svc, req, [copy.deepcopy(e["body"]) for e in svc.state["endpoints"].values()]))
 
     @router.add("GET", EP, "onlineEndpoints.get")
     def get(svc, req, sub, rg, ws, endpoint):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..http import ArmError, EmuResponse
 from ..state import system_data, ws_prefix
-from .common import WS, check_workspace, ok, order_by_created, paged, require_body
+from .common import WS, check_workspace, ok, one_page, order_by_created, paged, require_body
 
 if TYPE_CHECKING:
     from ..router import Router
@@ -75,7 +75,7 @@ def _register_kind(router: Router, kind: str, label: str) -> None:
     @router.add("GET", WS + f"/{kind}", f"{kind}.list")
     def list_containers(svc, req, sub, rg, ws):
         check_workspace(svc, sub, rg, ws)
-        return ok({"value": [_container(svc, n, e, kind) for n, e in assets(svc).items()]})
+        return ok(one_page(svc, req, [_container(svc, n, e, kind) for n, e in assets(svc).items()]))
 
     @router.add("GET", WS + f"/{kind}/{{name}}", f"{kind}.get")
     def get_container(svc, req, sub, rg, ws, name):
