@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from finetune.backends.shared_reads import read_once, shared_reads
+from finetune.backends.shared_reads import read_once, shared_reads, shares_live
 
 
 def counting():
@@ -62,11 +62,15 @@ def test_an_error_is_shared_too_and_not_kept_after_the_scope():
 
 def test_live_state_is_shared_only_when_the_scope_allows_it():
     calls, read = counting()
+    assert not shares_live()
     with shared_reads():  # e.g. a folder apply: one spec's writes must be seen by the next one's reads
+        assert not shares_live()
         assert [read_once("jobs", read, live=True), read_once("jobs", read, live=True)] == [1, 2]
         assert read_once("sizes", read) == read_once("sizes", read) == 3
     with shared_reads(live=True):
+        assert shares_live()
         assert read_once("jobs", read, live=True) == read_once("jobs", read, live=True) == 4
+    assert not shares_live()
 
 
 def test_a_nested_scope_keeps_the_outer_one_and_cannot_widen_it():

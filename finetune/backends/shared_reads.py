@@ -41,6 +41,12 @@ def shared_reads(*, live: bool = False) -> Iterator[None]:
             _scope, _share_live = outer
 
 
+def shares_live() -> bool:
+    """Whether reads of live state are shared now (a read-only command over a folder of specs is running)."""
+    with _lock:
+        return _scope is not None and _share_live
+
+
 def read_once(key: Hashable, read: Callable[[], T], *, live: bool = False) -> T:
     """read(), or the answer another thread already got (or is getting) for the same key in the open scope.
     `live`: the read is of state a write could change (shared only when the scope allows it)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from test_apply import run
 
 
@@ -52,12 +53,43 @@ def test_a_folder_plan_reads_shared_registry_facts_once_and_each_specs_own_state
     code, out, err = run(capsys, "plan", str(folder), "--json")
     assert code == 0, out + err
     operations = [r.operation for r in emu.service.log.records]
-    # facts the three specs share: read once between them
+    # facts the three specs share, and the workspace's lists of data, models and endpoints: read once between them
     for shared in ("registry.models.getVersion", "registry.components.listVersions", "vmSizes.list", "usages.list",
-                   "jobs.list"):
+                   "jobs.list", "data.list", "models.list", "onlineEndpoints.list"):
         assert operations.count(shared) == 1, (shared, operations)
-    # each spec's own resources: read by each
-    assert operations.count("onlineEndpoints.get") == 3 and operations.count("models.listVersions") == 3
+    # none of the specs' own resources exists yet: the lists say so, and nothing is read by name
+    for by_name in ("data.listVersions", "data.getVersion", "models.listVersions", "onlineEndpoints.get",
+                    "onlineDeployments.list"):
+        assert operations.count(by_name) == 0, (by_name, operations)
+
+
+def plans_by_spec(capsys, target) -> dict[str, dict]:
+    """`plan --json` of a spec or a folder, by spec name, without the time each was made."""
+    code, out, err = run(capsys, "plan", str(target), "--json")
+    assert code == 0, out + err
+    result = json.loads(out)
+    plans = [s["result"] for s in result["specs"]] if "specs" in result else [result]
+    return {p["spec_name"]: {k: v for k, v in p.items() if k != "created_at"} for p in plans}
+
+
+@pytest.mark.parametrize("page_size", [None, 1], ids=["one page", "paged lists"])
+def test_each_spec_of_a_folder_plan_sees_what_its_plan_alone_sees(emu, workdir, capsys, page_size):
+    """alpha's resources exist (then are destroyed, its data archived), beta's and gamma's never did. When a list
+    spans pages, the specs read their own resources by name, as a plan alone does."""
+    folder = make_folder(workdir, names=("alpha", "beta", "gamma"))
+    code, _, err = run(capsys, "apply", str(folder / "alpha.yaml"), "--auto-approve")
+    assert code == 0, err
+    emu.service.page_size = page_size
+    for _ in ("applied", "destroyed"):
+        alone = {}
+        for name in ("alpha", "beta", "gamma"):
+            alone.update(plans_by_spec(capsys, folder / f"{name}.yaml"))
+        emu.reset_log()
+        assert plans_by_spec(capsys, folder) == alone
+        data_reads = [r.operation for r in emu.service.log.records].count("data.listVersions")
+        assert data_reads == (6 if page_size else 2)  # two data assets a spec; listed on one page, only alpha's
+        code, _, err = run(capsys, "destroy", str(folder / "alpha.yaml"), "--all", "--auto-approve")
+        assert code == 0, err
 
 
 def test_a_folder_apply_shares_registry_facts_but_reads_live_state_per_spec(emu, workdir, capsys):

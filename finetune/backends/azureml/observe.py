@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from finetune.backends.azureml.errors import call, is_not_found
-from finetune.backends.shared_reads import read_once
+from finetune.backends.shared_reads import read_once, shares_live
 from finetune.graph import FORMAT_TAGS, Resource
 from finetune.plan.model import Observed
 
@@ -67,6 +67,39 @@ def fingerprint_tag(tags: dict[str, Any] | None) -> str | None:
     return (tags or {}).get(FORMAT_TAGS["fingerprint"])
 
 
+def _listing(ws, kind: str) -> Any:
+    """The workspace's list of `kind`, archived ones included (a name absent from it has no version at all).
+    Documented: Data Containers - List and Model Containers - List take listViewType; Online Endpoints - List
+    returns the same entities as a get (REST example Workspace/OnlineEndpoint/list.json)."""
+    from azure.ai.ml.constants import ListViewType
+
+    if kind == "endpoints":
+        return ws.online_endpoints.list()
+    operations = ws.data if kind == "data" else ws.models
+    return operations.list(list_view_type=ListViewType.ALL)
+
+
+def _names_on_one_page(ws, kind: str) -> set[str] | None:
+    """Lower-case names from the first page of the listing; None when there are more pages or it cannot be read
+    (then each spec reads its own by name, as when planned alone)."""
+    try:
+        pages = _listing(ws, kind).by_page()
+        names = call(lambda: {item.name.lower() for item in next(pages, [])}, f"list {kind}")
+    except Exception:  # noqa: BLE001 - any failure only means the shortcut is not taken
+        return None
+    return None if pages.continuation_token else names
+
+
+def known_absent(ws, kind: str, name: str) -> bool:
+    """In a read-only folder run, whether the workspace holds no `kind` ("data", "models", "endpoints") of this
+    name: one list per workspace, read once for every spec, instead of each spec's reads by name (most of a folder's
+    resources do not exist yet). Always False elsewhere: a single command reads by name."""
+    if not shares_live():
+        return False
+    names = read_once((id(ws), "names", kind), lambda: _names_on_one_page(ws, kind), live=True)
+    return names is not None and name.lower() not in names
+
+
 def list_active_versions(operations, name: str) -> list[Any]:
     """Versions of a data asset or model that are not archived (the service lists active ones by default)."""
     return _get_or_none(lambda: list(operations.list(name=name)), f"list versions of {name}", default=[])
@@ -75,6 +108,8 @@ def list_active_versions(operations, name: str) -> list[Any]:
 def observe_data(ws, resource: Resource, spec_name: str) -> Observed | None:
     """The data version named by the content hash. An archived one (after `destroy --all`) is reported as such:
     apply restores it instead of uploading it again."""
+    if known_absent(ws, "data", resource.name):
+        return None
     version = resource.desired["version"]
     active = {str(d.version): d for d in list_active_versions(ws.data, resource.name)}
     data = active.get(str(version))
@@ -173,8 +208,11 @@ def job_observed(job, spec_name: str) -> Observed:
 
 
 def list_model_versions(ws, name: str) -> list[Any]:
-    """The model's active (not archived) versions."""
-    return list_active_versions(ws.models, name)
+    """The model's active (not archived) versions (in a read-only folder run, read once for the specs that
+    register the same model)."""
+    if known_absent(ws, "models", name):
+        return []
+    return read_once((id(ws), "model versions", name), lambda: list_active_versions(ws.models, name), live=True)
 
 
 def version_key(version: Any) -> tuple[int, str]:
@@ -206,6 +244,8 @@ def observe_model(ws, resource: Resource, spec_name: str, versions: list[Any] | 
 
 
 def observe_endpoint(ws, resource: Resource, spec_name: str) -> Observed | None:
+    if known_absent(ws, "endpoints", resource.name):
+        return None
     endpoint = _get_or_none(lambda: ws.online_endpoints.get(resource.name), f"read endpoint {resource.name}")
     if endpoint is None:
         return None
@@ -250,6 +290,8 @@ def deployment_observed(deployment, endpoint: str, spec_name: str) -> Observed:
 
 def list_deployments(ws, endpoint: str, spec_name: str) -> dict[str, Observed]:
     """Every deployment of the endpoint (one read), by lowercase name; an absent endpoint has none."""
+    if known_absent(ws, "endpoints", endpoint):
+        return {}
     found = _get_or_none(lambda: list(ws.online_deployments.list(endpoint_name=endpoint)),
                          f"list deployments of {endpoint}", default=[])
     return {d.name.lower(): deployment_observed(d, endpoint, spec_name) for d in found}
