@@ -56,7 +56,9 @@ def quiet_sdk_logs() -> None:
 
     if not os.environ.get("FINETUNE_DEBUG"):
         for name in ("azure", "azure.ai.ml", "azure.core", "azure.identity"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+            logger = logging.getLogger(name)
+            if logger.level != logging.ERROR:  # setLevel clears every logger's cache: once a process, not a spec
+                logger.setLevel(logging.ERROR)
     _quiet_sdk_polling()
 
 
