@@ -452,3 +452,16 @@ def test_a_component_version_re_sent_with_other_code_is_refused_as_recorded(http
     described["properties"]["componentSpec"]["display_name"] = "Renamed"
     again = http("PUT", url, described, api="2024-01-01-preview")
     assert again.status_code == 200 and again.json()["properties"]["componentSpec"]["display_name"] == "Renamed"
+
+
+def test_a_component_container_offers_a_timestamp_as_its_next_version(http):
+    """Recorded (test_command_component_create_autoincrement): ``"nextVersion": "2026-03-27-04-05-20-2300110"``,
+    which the SDK takes for a component created again without a version."""
+    import re
+    from datetime import UTC, datetime
+
+    spec = {"type": "command", "command": "echo hi", "environment": "azureml:AzureML-Minimal:2"}
+    http("PUT", http.ws + "/components/auto/versions/1", {"properties": {"componentSpec": spec}})
+    offered = http("GET", http.ws + "/components/auto").json()["properties"]["nextVersion"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{7}", offered)
+    assert offered.startswith(datetime.fromtimestamp(http.emu.clock.now(), UTC).strftime("%Y-%m-%d-%H-%M-%S"))

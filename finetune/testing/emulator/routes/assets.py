@@ -71,6 +71,8 @@ def _container(svc, kind: str, name: str, entry: dict[str, Any]) -> dict[str, An
              "isArchived": bool(entry.get("isArchived")), "latestVersion": latest,
              "nextVersion": str(int(latest) + 1) if latest and latest.isdigit() else None,
              "provisioningState": "Succeeded"}
+    if kind == "components":
+        props["nextVersion"] = component_spec.timestamp_version(svc.clock.now())
     return {"id": f"{ws_prefix(svc.cfg)}/{kind}/{name}", "name": name, "type": f"{MLS}/workspaces/{kind}",
             "properties": props, "systemData": system_data(entry.get("created", 0.0), entry.get("created", 0.0))}
 

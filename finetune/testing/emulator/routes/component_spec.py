@@ -4,18 +4,17 @@ Sources: recordings of the SDK's own component tests (Azure/azure-sdk-assets, py
 ``tests/recordings/component/e2etests/test_component.pyTestComponent<test>.json``): test_command_component,
 test_pytorch_component, test_tensorflow_component, test_mpi_component, test_simple_pipeline_component_create,
 test_command_component_create_input_output_types[input_types_component.yml], test_component_download[command],
-test_component_update_code.
+test_component_update_code, test_command_component_create_autoincrement.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from ..http import ArmError
 
-# `[ ... ${{inputs.x}} ... ]` (an optional part of a command) comes back as `$[[ ... ]]`
-OPTIONAL_PART = re.compile(r"(?<!\$\[)\[([^\[\]]*\$\{\{inputs\.[^}]+\}\}[^\[\]]*)\]")
 # `azureml:AzureML-x:33`, or its ARM id: a curated environment.
 _CURATED_ENV = re.compile(r"^(?:azureml:|.*/environments/)(AzureML-[^:/@]+)(?::|/versions/)([^:/@]+)$")
 # The service writes distribution types in its own casing (``"type": "Pytorch"``, ``"TensorFlow"``, ``"Mpi"``).
@@ -27,12 +26,12 @@ IMMUTABLE = ("code",)
 
 def normalise(spec: dict[str, Any], name: str, version: str) -> None:
     """The spec as the service returns it: every scalar written as a string (``"is_deterministic": "True"``,
-    ``"instance_count": "2"``), inputs saying whether they are optional, optional command parts written
-    ``$[[...]]``, a command component on one instance unless it says otherwise, a curated environment named in the
-    azureml registry, a pipeline component not deterministic unless it says so and its input defaults without the
-    ``azureml:`` prefix, no ``_source`` and no null fields. The nodes (``jobs``) of a pipeline component are kept
-    as sent: the recorded service leaves them out, and the SDK's test_simple_pipeline_component_create expects them
-    back once it returns them."""
+    ``"instance_count": "2"``), inputs saying whether they are optional, a command component on one instance
+    unless it says otherwise, a curated environment named in the azureml registry, a pipeline component not
+    deterministic unless it says so and its input defaults without the ``azureml:`` prefix, no ``_source`` and no
+    null fields; the command as sent (its optional parts already written ``$[[...]]``). The nodes (``jobs``) of a
+    pipeline component are kept as sent: the recorded service leaves them out, and the SDK's
+    test_simple_pipeline_component_create expects them back once it returns them."""
     spec.pop("_source", None)
     for key in [k for k, v in spec.items() if v is None]:
         del spec[key]
@@ -49,8 +48,6 @@ def normalise(spec: dict[str, Any], name: str, version: str) -> None:
             inp.setdefault("optional", False)
             if spec.get("type") == "pipeline" and isinstance(inp.get("default"), str):
                 inp["default"] = inp["default"].removeprefix("azureml:")
-    if isinstance(spec.get("command"), str):
-        spec["command"] = OPTIONAL_PART.sub(r"$[[\1]]", spec["command"])
     distribution = spec.get("distribution")
     if isinstance(distribution, dict) and isinstance(distribution.get("type"), str):
         distribution["type"] = _DISTRIBUTION_TYPES.get(distribution["type"].lower(), distribution["type"])
@@ -84,3 +81,10 @@ def check_update(name: str, old: dict[str, Any], new: dict[str, Any]) -> None:
         if old.get(field) != new.get(field):
             raise ArmError(400, "UserError", f'Failed to update component {name} since field "{field}" is immutable, '
                            "try specifying a new version.")
+
+
+def timestamp_version(now: float) -> str:
+    """A component container's ``nextVersion``: the time of asking, to the 100 ns (``2026-03-27-04-05-20-2300110``;
+    test_command_component_create_autoincrement)."""
+    t = datetime.fromtimestamp(now, UTC)
+    return t.strftime("%Y-%m-%d-%H-%M-%S-") + f"{t.microsecond * 10:07d}"
