@@ -465,3 +465,29 @@ def test_a_component_container_offers_a_timestamp_as_its_next_version(http):
     offered = http("GET", http.ws + "/components/auto").json()["properties"]["nextVersion"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{7}", offered)
     assert offered.startswith(datetime.fromtimestamp(http.emu.clock.now(), UTC).strftime("%Y-%m-%d-%H-%M-%S"))
+
+
+def test_a_pipeline_component_made_from_a_job_takes_the_jobs_interface(http):
+    """Recorded (test_create_pipeline_component_from_job): the sent spec names only ``sourceJobId``; the service
+    answers with the job's inputs (a path as ``path``, a literal typed by its value, its default) and outputs."""
+    comp = _example("Workspace/ComponentVersion/createOrUpdate.json")["parameters"]["body"]
+    http("PUT", http.ws + "/components/train/versions/1", comp)
+    step = {"componentId": http.ws.split("management.azure.com")[1] + "/components/train/versions/1"}
+    job = {"properties": {"jobType": "Pipeline", "jobs": {"step": step},
+                          "inputs": {"data": {"jobInputType": "uri_folder", "uri": "https://a.blob/c/d/"},
+                                     "rate": {"jobInputType": "literal", "value": "0.1"}},
+                          "outputs": {"best": {"jobOutputType": "uri_folder"}}}}
+    assert http("PUT", http.ws + "/jobs/source-job", job, api="2025-01-01-preview").status_code == 201
+
+    def from_job(name: str):
+        spec = {"type": "pipeline", "jobs": {}, "name": "from_job",
+                "sourceJobId": http.ws.split("management.azure.com")[1] + f"/jobs/{name}"}
+        return http("PUT", http.ws + "/components/from_job/versions/1", {"properties": {"componentSpec": spec}},
+                    api="2024-01-01-preview")
+
+    assert from_job("no-such-job").status_code == 400
+    spec = from_job("source-job").json()["properties"]["componentSpec"]
+    assert spec["inputs"] == {"data": {"type": "path", "optional": "False"},
+                              "rate": {"type": "number", "optional": "False", "default": "0.1"}}
+    assert spec["outputs"] == {"best": {"type": "uri_folder"}}
+    assert spec["is_deterministic"] == "False" and "sourceJobId" not in spec and "jobs" not in spec

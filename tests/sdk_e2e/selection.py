@@ -35,6 +35,11 @@ DESELECTED: dict[str, str] = {
     "parallel_component_job": PARALLEL,
     "test_parallel_component": PARALLEL,
     "[parallel_with_": PARALLEL,
+    # components of those services (test_component.py)
+    "test_automl_component": "an AutoML component, in the workspace and a registry: its task is the AutoML service's",
+    "test_spark_component": "a Spark component: its entry and conf are for Synapse / serverless Spark compute",
+    "test_datatransfer_": "a data transfer component: its copy task runs in the data transfer service",
+    "test_load_component_from_flow": "a prompt flow component (flow.dag.yaml): needs promptflow to build and run it",
     "with_registries": REGISTRY_ASSETS,
     "with_registry_model_as_input": REGISTRY_ASSETS,
     "from_registry": REGISTRY,

@@ -108,6 +108,18 @@ def _check_component_refs(svc, props: dict[str, Any]) -> None:
         check_reference(svc, spec.get(field), f"Component {field}")
 
 
+def _interface_of_source_job(svc, spec: dict[str, Any]) -> None:
+    """A pipeline component made from a job names one of this workspace's jobs."""
+    job_id = spec.get("sourceJobId") or spec.get("source_job_id")
+    if not isinstance(job_id, str):
+        return
+    job = svc.state["jobs"].get(job_id.rsplit("/", 1)[-1].lower())
+    if job is None:
+        raise ArmError(400, "UserError", f"The source job {job_id} of the pipeline component was not found in the "
+                       "workspace.")
+    component_spec.from_source_job(spec, job["properties"])
+
+
 def _default_version(svc, name: str) -> dict[str, Any]:
     """A component's default version is its newest, addressed by the ``default`` label (the SDK's
     test_component_with_default_label expects an id ending ``/components/{name}/labels/default``)."""
@@ -168,7 +180,10 @@ def register(router: Router) -> None:
         body = req.json() or {}
         upload_id = body.get("pendingUploadId") or str(uuid.uuid4())
         cfg = svc.cfg
-        blob_uri = f"https://{cfg['storage_account']}.blob.core.windows.net/{cfg['container']}"
+        # each upload gets a container of its own, `{workspace id}-{26 random characters}` as recorded
+        # (test_component_update_code), so two folders of the same name never share blobs
+        container = f"{cfg.get('workspace_id', cfg['container'])[:36]}-{uuid.uuid4().hex[:26]}"
+        blob_uri = f"https://{cfg['storage_account']}.blob.core.windows.net/{container}"
         account_id = (f"/subscriptions/{cfg['subscription_id']}/resourceGroups/{cfg['resource_group']}/providers/"
                       f"Microsoft.Storage/storageAccounts/{cfg['storage_account']}")
         return ok({"blobReferenceForConsumption": {"blobUri": blob_uri, "storageAccountArmId": account_id,
@@ -267,6 +282,7 @@ def _register_kind(router: Router, kind: str) -> None:
             return ok(copy.deepcopy(existing), 200, location)
         if kind == "components":
             _check_component_refs(svc, props)
+            _interface_of_source_job(svc, props.get("componentSpec") or {})
         _server_fields(svc, kind, name, version, props)
         body = {"id": f"{ws_prefix(svc.cfg)}/{kind}/{name}/versions/{version}", "name": version,
                 "type": f"{MLS}/workspaces/{kind}/versions", "properties": props, "systemData": system_data(now, now)}

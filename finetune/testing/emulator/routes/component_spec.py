@@ -4,7 +4,7 @@ Sources: recordings of the SDK's own component tests (Azure/azure-sdk-assets, py
 ``tests/recordings/component/e2etests/test_component.pyTestComponent<test>.json``): test_command_component,
 test_pytorch_component, test_tensorflow_component, test_mpi_component, test_simple_pipeline_component_create,
 test_command_component_create_input_output_types[input_types_component.yml], test_component_download[command],
-test_component_update_code, test_command_component_create_autoincrement.
+test_component_update_code, test_command_component_create_autoincrement, test_create_pipeline_component_from_job.
 """
 
 from __future__ import annotations
@@ -88,3 +88,33 @@ def timestamp_version(now: float) -> str:
     test_command_component_create_autoincrement)."""
     t = datetime.fromtimestamp(now, UTC)
     return t.strftime("%Y-%m-%d-%H-%M-%S-") + f"{t.microsecond * 10:07d}"
+
+
+def from_source_job(spec: dict[str, Any], job: dict[str, Any]) -> None:
+    """A pipeline component made from a pipeline job (``sourceJobId``) takes the job's interface: its inputs and
+    outputs by the job's names, a path input typed ``path``, a literal one typed by its value with the value as its
+    default, an output typed as the job's (test_create_pipeline_component_from_job)."""
+    for key in ("sourceJobId", "source_job_id", "jobs"):
+        spec.pop(key, None)
+    spec["inputs"] = {name: _input_from_job(inp or {}) for name, inp in (job.get("inputs") or {}).items()}
+    spec["outputs"] = {name: {"type": (out or {}).get("jobOutputType", "uri_folder")}
+                       for name, out in (job.get("outputs") or {}).items()}
+
+
+def _input_from_job(inp: dict[str, Any]) -> dict[str, Any]:
+    if inp.get("jobInputType") != "literal":
+        return {"type": "path"}
+    value = str(inp.get("value"))
+    return {"type": _literal_type(value), "default": value}
+
+
+def _literal_type(value: str) -> str:
+    if value in ("True", "False", "true", "false"):
+        return "boolean"
+    for kind, parse in (("integer", int), ("number", float)):
+        try:
+            parse(value)
+            return kind
+        except ValueError:
+            pass
+    return "string"

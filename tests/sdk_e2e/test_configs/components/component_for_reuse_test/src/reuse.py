@@ -1,0 +1,1 @@
+print("the same code, uploaded once")
