@@ -254,6 +254,10 @@ def test_code_version_hash_lookup_upload_reference_and_put_match_the_examples(ht
     assert r.status_code == 200 and missing(spu["responses"]["200"]["body"], r.json()) == []
     blob = r.json()["blobReferenceForConsumption"]
     assert blob["blobUri"].startswith(f"https://{http.emu.service.cfg['storage_account']}.blob.core.windows.net/")
+    # each upload its own container (two folders of one name must not share blobs), named as recorded
+    other = http("POST", http.ws + "/codes/fresh/versions/2/startPendingUpload", spu["parameters"]["body"]).json()
+    container = blob["blobUri"].rsplit("/", 1)[1]
+    assert other["blobReferenceForConsumption"]["blobUri"] != blob["blobUri"] and len(container) == 63
     put = _example("Workspace/CodeVersion/createOrUpdate.json")
     body = put["parameters"]["body"]
     body["properties"]["properties"].update({"hash_sha256": "abc", "hash_version": "202208"})
