@@ -49,6 +49,8 @@ DESELECTED: dict[str, str] = {
     "test_registry_environment": REGISTRY,
     "test_promote_model": REGISTRY,
     "when_registry_assets": REGISTRY,
+    "test_command_job_local": "a local run (compute: local): the SDK fetches an execution bundle from the execution "
+                              "service and runs Microsoft's bootstrapper here, which starts the job in Docker",
     "singularity": "needs a Singularity virtual cluster, which is not a workspace resource",
     "test_environment_get": "reads the curated environment AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:1 of the real "
                             "workspace; the emulator holds no curated environments",
