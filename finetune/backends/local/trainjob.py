@@ -175,8 +175,10 @@ def launch(config: LocalTrainConfig, *, env: dict[str, str] | None = None, repla
         child = spawn_detached(["-m", MODULE, "run", str(p["job"])], p["log"], env=env)
         deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
-            if lock_held(out):
-                return observe(out)
+            # Holding the lock is not enough: until the child writes its status, the file still names the
+            # previous attempt's pid (a dead process, or by now someone else's), which cancel() would signal.
+            if lock_held(out) and (status := observe(out)).pid == child.pid:
+                return status
             if child.poll() is not None:
                 status = observe(out)
                 if child.returncode == EXIT_ALREADY_RUNNING or status.terminal:
