@@ -94,7 +94,7 @@ def pytest_runtest_makereport(item, call):
                                f"Skipped: {selection.missing_config_reason(m.group(1))}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sdk_emulator():
     from finetune.testing import AzureMLEmulator
 
