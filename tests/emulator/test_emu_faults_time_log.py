@@ -107,8 +107,8 @@ def test_job_failed_fault_surfaces_in_stream_and_run_details(emu, fast_stream):
     with pytest.raises(JobException, match="CUDA out of memory"):
         ml.jobs.stream("job-fails")
     assert ml.jobs.get("job-fails").status == "Failed"
-    log_blob = next(b for b in emu.blobs() if "dcid.job-fails" in b)
-    assert b"OOM at step 12" in emu.blob(log_blob)
+    log_blob = next(b for b in emu.blobs("azureml") if "dcid.job-fails" in b)  # the artifact store's container
+    assert b"OOM at step 12" in emu.blob(log_blob, "azureml")
     put_job(emu, "job-ok")  # the fault fired once only
     ml.jobs.stream("job-ok")
     assert ml.jobs.get("job-ok").status == "Completed"

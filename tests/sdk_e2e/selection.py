@@ -68,14 +68,7 @@ def area_of(nodeid: str) -> str:
 
 # Tests that fail against the emulator today, with what the emulator lacks. The default run (CI) leaves them out so
 # that it stays green on what works; bench/sdk_e2e.py runs and counts them.
-KNOWN_GAPS: dict[str, str] = {
-    "test_pipeline_job_get_child_run": "run history: no child runs of a pipeline (runs/{id}/children)",
-    "test_pipeline_job_download": "run history: no child runs and no rundata, so no outputs to download",
-    "test_pipeline_job_child_run_download": "run history: no child runs and no rundata, so no outputs to download",
-    "test_reused_pipeline_child_job_download": "run history: no child runs of a pipeline (runs/{id}/children), no "
-                                               "reuse of a deterministic child job (azureml.isreused) and no "
-                                               "rundata, so no outputs to download",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 CONFIG = re.compile(r"""["'](\.?/?tests/test_configs/[^"'{}]+)["']""")
 

@@ -173,12 +173,13 @@ class AzureMLEmulator:
             views = run_views(self.service, self.service.state["jobs"][name.lower()], self.clock.now())
         return {v["info"]["run_name"]: {m["key"]: m["value"] for m in v["data"]["metrics"]} for v in views}
 
-    def blob(self, path: str) -> bytes | None:
-        """Content of a blob in the workspace's default container, e.g. ``"LocalUpload/<hash>/train.jsonl"``."""
+    def blob(self, path: str, container: str | None = None) -> bytes | None:
+        """Content of a blob in the workspace's default container (or `container`), e.g.
+        ``"LocalUpload/<hash>/train.jsonl"``; run logs are in the artifact store's container, ``"azureml"``."""
         from .routes.blob import get_blob_bytes
 
-        return get_blob_bytes(self.service, self.service.cfg["container"], path)
+        return get_blob_bytes(self.service, container or self.service.cfg["container"], path)
 
-    def blobs(self) -> list[str]:
-        prefix = self.service.cfg["container"] + "/"
+    def blobs(self, container: str | None = None) -> list[str]:
+        prefix = (container or self.service.cfg["container"]) + "/"
         return [k[len(prefix):] for k in self.service.state["blobs"] if k.startswith(prefix)]

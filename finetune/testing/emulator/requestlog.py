@@ -19,6 +19,8 @@ READ_ONLY_ACTIONS = frozenset(
         "details",
         "token_endpoint",
         "search",  # MLflow runs/search
+        "rundata",  # run history's run data
+        "batchgetresolveduris",  # the data plane's output-uri look-up
     }
 )
 

@@ -16,7 +16,9 @@ would be logged. The schedule is fixed at submission from the node's inputs (com
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 import uuid
 from typing import Any
 
@@ -39,61 +41,113 @@ def experiment_for(svc, name: str, now: float) -> dict[str, Any]:
 
 
 def plan_runs(svc, job: dict[str, Any]) -> list[dict[str, Any]]:
-    """Child runs of a just-submitted job: (run id, name, parent, share of the Running phase, metric schedule)."""
+    """Child runs of a just-submitted job: run id, name (the node's or step's), parent, component, share of the
+    Running phase and metric schedule. The one list of a job's runs: MLflow (``routes/tracking.py``) and run history
+    (``routes/history.py``) both answer from it."""
     runs: list[dict[str, Any]] = []
     nodes = (job["properties"].get("jobs") or {}).items()
     for node_name, node in nodes:
-        node_run = {"run_id": str(uuid.uuid4()), "name": node_name, "parent": job["name"], "metrics": []}
-        steps = _component_steps(svc, node)
+        node_run = {"run_id": str(uuid.uuid4()), "name": node_name, "parent": job["name"], "node": node_name,
+                    "component": component_name(str((node or {}).get("componentId") or "")), "metrics": [],
+                    "start": 0.0, "end": 1.0}
+        key = _reuse_key(svc, job, node)
+        if key is not None:
+            node_run["reuse_key"] = key
+            reused = _reusable(svc, key)
+            if reused is not None:
+                node_run["reused"] = reused
         runs.append(node_run)
-        if not steps:
-            node_run.update(start=0.0, end=1.0)
-            continue
-        node_run.update(start=0.0, end=1.0)
+        steps = _component_steps(svc, node)
         others = max(1, len(steps) - (1 if any(c == TRAINER_COMPONENT for _, c in steps) else 0))
         at = 0.0
         for step_name, component in steps:
             share = TRAINER_SHARE if component == TRAINER_COMPONENT else (1 - TRAINER_SHARE) / others
             run = {"run_id": str(uuid.uuid4()), "name": step_name, "parent": node_run["run_id"], "start": at,
-                   "end": min(1.0, at + share), "metrics": []}
+                   "end": min(1.0, at + share), "component": component, "metrics": []}
             if component == TRAINER_COMPONENT:
-                run["metrics"] = trainer_metrics(job["name"], _inputs(svc, node), run["start"], run["end"])
+                run["metrics"] = trainer_metrics(job["name"], node_inputs(svc, job, node), run["start"], run["end"])
             runs.append(run)
             at += share
     return runs
 
 
-def _component_spec(svc, component_id: str) -> dict[str, Any] | None:
-    parts = component_id.strip("/").split("/")
-    if "registries" not in parts or "components" not in parts:
+def _reuse_key(svc, job: dict[str, Any], node: dict[str, Any]) -> str | None:
+    """What decides whether a command node's earlier run can stand in for it: the same deterministic component,
+    inputs and compute (Azure ML's reuse; a component is deterministic unless it says otherwise). Pipeline-component
+    nodes are never reused here."""
+    spec = component_spec(svc, str(node.get("componentId") or "")) or {}
+    if spec.get("type") != "command" or str(spec.get("is_deterministic", True)).lower() == "false":
         return None
-    registry = svc.state["registries"].get(parts[parts.index("registries") + 1]) or {}
-    name = parts[parts.index("components") + 1]
-    version = parts[parts.index("versions") + 1] if "versions" in parts else None
-    versions = ((registry.get("components") or {}).get(name) or {}).get("versions") or {}
-    found = versions.get(str(version))
+    compute = node.get("computeId") or job["properties"].get("computeId")
+    return json.dumps([node.get("componentId"), node_inputs(svc, job, node), compute], sort_keys=True)
+
+
+def _reusable(svc, key: str) -> dict[str, str] | None:
+    """An earlier node run with this reuse key that has completed (never itself a reused one)."""
+    now = svc.clock.now()
+    for job in svc.state["jobs"].values():
+        for run in job["emulator"].get("runs", []):
+            if run.get("reuse_key") != key or run.get("reused"):
+                continue
+            state = next((s for s in run_states(svc, job, now) if s["run"]["run_id"] == run["run_id"]), None)
+            if state is not None and state["status"] == "FINISHED":
+                return {"run_id": run["run_id"], "node": run["name"], "pipeline": job["name"]}
+    return None
+
+
+def component_name(component_id: str) -> str | None:
+    """The component's name in a registry or workspace component id (``.../components/<name>/versions/<v>``)."""
+    parts = component_id.strip("/").split("/")
+    return parts[parts.index("components") + 1] if "components" in parts[:-1] else None
+
+
+def component_spec(svc, component_id: str) -> dict[str, Any] | None:
+    """The spec of a registry or workspace component named by its id (None when the emulator does not hold it)."""
+    from .routes.assets import find_version
+
+    parts = component_id.strip("/").split("/")
+    if "components" not in parts[:-1] or "versions" not in parts[:-1]:
+        return None
+    name, version = parts[parts.index("components") + 1], parts[parts.index("versions") + 1]
+    if "registries" in parts:
+        registry = svc.state["registries"].get(parts[parts.index("registries") + 1]) or {}
+        found = ((registry.get("components") or {}).get(name) or {}).get("versions", {}).get(version)
+    else:
+        found = find_version(svc, "components", name, version)
     return (found or {}).get("properties", {}).get("componentSpec")
 
 
-def _component_steps(svc, node: dict[str, Any]) -> list[tuple[str, str]]:
+def _component_steps(svc, node: dict[str, Any]) -> list[tuple[str, str | None]]:
     """(step name, component name) of a pipeline component's jobs, in the order the YAML lists them."""
-    spec = _component_spec(svc, str(node.get("componentId") or "")) or {}
+    spec = component_spec(svc, str(node.get("componentId") or "")) or {}
     steps = []
     for name, step in (spec.get("jobs") or {}).items():
-        ref = str((step or {}).get("component") or "")
-        component = ref.removeprefix("azureml:").split(":")[0].split("@")[0]
-        steps.append((name, component))
+        steps.append((name, _step_component((step or {}).get("component"))))
     return steps
 
 
-def _inputs(svc, node: dict[str, Any]) -> dict[str, str]:
-    """The node's literal inputs over the component's defaults."""
-    spec = _component_spec(svc, str(node.get("componentId") or "")) or {}
+def _step_component(ref: Any) -> str | None:
+    """``azureml:name:version``, ``name@label`` or a component id; None for an inline component."""
+    if not isinstance(ref, str):
+        return None
+    ref = ref.removeprefix("azureml:")
+    return component_name(ref) if "/components/" in ref else ref.split(":")[0].split("@")[0]
+
+
+def node_inputs(svc, job: dict[str, Any], node: dict[str, Any]) -> dict[str, str]:
+    """The values a node runs with: its literal inputs (one bound to a literal pipeline input,
+    ``${{parent.inputs.x}}``, takes that input's value) over the component's defaults."""
+    spec = component_spec(svc, str(node.get("componentId") or "")) or {}
     values = {k: str(v.get("default")) for k, v in (spec.get("inputs") or {}).items()
               if isinstance(v, dict) and v.get("default") is not None}
+    pipeline = job["properties"].get("inputs") or {}
     for key, value in (node.get("inputs") or {}).items():
-        if isinstance(value, dict) and value.get("value") is not None:
-            values[key] = str(value["value"])
+        found = value.get("value") if isinstance(value, dict) else None
+        bound = re.fullmatch(r"\$\{\{parent\.inputs\.([^}]+)\}\}", str(found)) if found is not None else None
+        if bound:
+            found = (pipeline.get(bound.group(1)) or {}).get("value")
+        if found is not None:
+            values[key] = str(found)
     return values
 
 
@@ -170,16 +224,16 @@ def _fail_fraction(job: dict[str, Any]) -> float | None:
     return (trainer["start"] + trainer["end"]) / 2 if trainer else 0.5
 
 
-def run_views(svc, job: dict[str, Any], now: float) -> list[dict[str, Any]]:
-    """Every run of the job that exists at `now` (the root first), in MLflow's REST ``Run`` shape."""
+def run_states(svc, job: dict[str, Any], now: float) -> list[dict[str, Any]]:
+    """Every run of the job that exists at `now`, the root first: its planned record (``run``), ``start``,
+    ``status`` (MLflow's), ``end`` (None while it runs) and the metrics ``logged`` so far as (metric, time)."""
     meta = job["emulator"]
-    experiment = experiment_for(svc, job["properties"].get("experimentName") or "Default", meta["created"])
     t0, t1 = _running_window(svc, job)
     cutoff = _cutoff(job, now)
     failed_at = _fail_fraction(job)
-    views = [_view(job["name"], job["properties"].get("displayName") or job["name"], None, job["name"],
-                   experiment["experiment_id"], meta["created"], _root_status(job), meta.get("end"), [],
-                   job["properties"].get("tags") or {})]
+    root = {"run_id": job["name"], "name": job["properties"].get("displayName") or job["name"], "parent": None}
+    states = [{"run": root, "start": meta["created"], "status": _root_status(job), "end": meta.get("end"),
+               "logged": []}]
     for run in meta.get("runs", []):
         start, end = t0 + (t1 - t0) * run["start"], t0 + (t1 - t0) * run["end"]
         if start > cutoff or (failed_at is not None and run["start"] > failed_at):
@@ -192,29 +246,69 @@ def run_views(svc, job: dict[str, Any], now: float) -> list[dict[str, Any]]:
             status = "KILLED" if job["properties"]["status"] == "Canceled" else "RUNNING"
             stopped = meta["end"] if status == "KILLED" else None
         limit = min(cutoff, stopped) if stopped is not None else cutoff
-        logged = [m for m in run["metrics"] if t0 + (t1 - t0) * m["at"] <= limit]
-        views.append(_view(run["run_id"], run["name"], run["parent"], job["name"], experiment["experiment_id"],
-                           start, status, stopped, [(m, t0 + (t1 - t0) * m["at"]) for m in logged], {}))
+        logged = [(m, t0 + (t1 - t0) * m["at"]) for m in run["metrics"] if t0 + (t1 - t0) * m["at"] <= limit]
+        states.append({"run": run, "start": start, "status": status, "end": stopped, "logged": logged})
+    return states
+
+
+def find_run(svc, run_id: str, now: float) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(job, run state) of the run `run_id` (a job's name is its root run's id), if it exists at `now`."""
+    job = svc.state["jobs"].get(run_id.lower())
+    if job is not None:
+        return job, run_states(svc, job, now)[0]
+    for job in svc.state["jobs"].values():
+        if any(r["run_id"] == run_id for r in job["emulator"].get("runs", [])):
+            state = next((s for s in run_states(svc, job, now) if s["run"]["run_id"] == run_id), None)
+            return (job, state) if state is not None else None
+    return None
+
+
+def run_views(svc, job: dict[str, Any], now: float) -> list[dict[str, Any]]:
+    """Every run of the job that exists at `now` (the root first), in MLflow's REST ``Run`` shape."""
+    experiment = experiment_for(svc, job["properties"].get("experimentName") or "Default", job["emulator"]["created"])
+    states = run_states(svc, job, now)
+    parents = {s["run"]["run_id"]: s["run"]["parent"] for s in states}
+    views = []
+    for state in states:
+        run = state["run"]
+        tags = dict(job["properties"].get("tags") or {}) if run["parent"] is None else {}
+        if run["parent"] is not None:
+            tags["mlflow.parentRunId"] = run["parent"]
+            if _carries_root_tag(svc, _depth(parents, run["run_id"])):
+                tags["mlflow.rootRunId"] = job["name"]
+        views.append(_view(run["run_id"], run["name"], experiment["experiment_id"], state, tags))
     return views
+
+
+def _depth(parents: dict[str, str | None], run_id: str) -> int:
+    depth = 0
+    while parents.get(run_id) is not None:
+        depth, run_id = depth + 1, parents[run_id]
+    return depth
+
+
+def _carries_root_tag(svc, depth: int) -> bool:
+    """Azure ML tags every run below a pipeline with ``mlflow.rootRunId``; ``svc.root_run_tag_depth`` (a
+    finetune.testing option) leaves it off the runs deeper than that, as a workspace that does not set it would."""
+    return svc.root_run_tag_depth is None or depth <= svc.root_run_tag_depth
 
 
 def _root_status(job: dict[str, Any]) -> str:
     return RUN_STATUS.get(job["properties"]["status"], "RUNNING")
 
 
-def _view(run_id: str, name: str, parent: str | None, root: str, experiment_id: str, start: float, status: str,
-          end: float | None, logged: list[tuple[dict[str, Any], float]], extra_tags: dict[str, str]) -> dict[str, Any]:
+def _view(run_id: str, name: str, experiment_id: str, state: dict[str, Any],
+          extra_tags: dict[str, str]) -> dict[str, Any]:
     latest: dict[str, dict[str, Any]] = {}
     history: dict[str, list[dict[str, Any]]] = {}
-    for metric, t in logged:
+    for metric, t in state["logged"]:
         entry = {"key": metric["key"], "value": metric["value"], "timestamp": int(t * 1000), "step": metric["step"]}
         latest[metric["key"]] = entry
         history.setdefault(metric["key"], []).append(entry)
     tags = {**extra_tags, "mlflow.runName": name, "mlflow.user": "emulator@finetune.local"}
-    if parent is not None:
-        tags.update({"mlflow.parentRunId": parent, "mlflow.rootRunId": root})
+    status, end = state["status"], state["end"]
     info = {"run_id": run_id, "run_uuid": run_id, "run_name": name, "experiment_id": experiment_id,
-            "user_id": "emulator@finetune.local", "status": status, "start_time": int(start * 1000),
+            "user_id": "emulator@finetune.local", "status": status, "start_time": int(state["start"] * 1000),
             "artifact_uri": f"azureml://experiments/{experiment_id}/runs/{run_id}/artifacts",
             "lifecycle_stage": "active"}
     if end is not None and status != "RUNNING":

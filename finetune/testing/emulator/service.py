@@ -19,7 +19,7 @@ from .faults import SYNC_KINDS, WAIT_KINDS, FaultInjector
 from .http import ArmError, EmuRequest, EmuResponse
 from .requestlog import RequestLog, RequestRecord, classify_write
 from .router import Router, call
-from .state import ARM_HOST, new_state
+from .state import ARM_HOST, add_system_datastores, new_state
 
 ARM_PREFIX_HOSTS = ("management.azure.com",)
 MFE_PREFIX = "/mferp/managementfrontend"
@@ -50,11 +50,15 @@ class EmulatorService:
         self.latency = 0.0
         self.page_size: int | None = None  # workspace lists (assets, endpoints) page by this many; None: one page
         self.scoring_shape = "records"
+        # Runs deeper below a pipeline than this carry no mlflow.rootRunId (None: every one does, as Azure ML sets
+        # it; 1: the pipeline's nodes only, not the steps of a pipeline-component node).
+        self.root_run_tag_depth: int | None = None
         self.state_dir = Path(state_dir) if state_dir else None
         loaded = self._load() if self.state_dir else None
         if loaded:
             self.state, clock_snap = loaded
             self.clock = SimClock.restore(clock_snap, acceleration)
+            add_system_datastores(self.state, self.clock.now())
         else:
             self.clock = SimClock(acceleration)
             self.state = new_state(

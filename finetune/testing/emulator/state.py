@@ -17,6 +17,11 @@ SEED = "finetune.testing.emulator.seed"
 ARM_HOST = "https://management.azure.com"
 MLS = "Microsoft.MachineLearningServices"
 
+# The container of the workspace's artifact store (``workspaceartifactstore``), where run history keeps each run's
+# logs under ``ExperimentRun/dcid.<run id>/`` (recorded: test_pipeline_job_download, ..._child_run_download).
+ARTIFACT_CONTAINER = "azureml"
+ARTIFACT_STORE = "workspaceartifactstore"
+
 REGISTRY_SUBSCRIPTION = "6c6683e9-e5fe-4038-8519-ce6ebec2ba15"
 REGISTRY_RESOURCE_GROUP = "registry-builtin-prod-eastus-01"
 
@@ -69,7 +74,14 @@ def new_state(
     }
     ds = datastore_body(cfg, "workspaceblobstore", now, is_default=True)
     state["datastores"]["workspaceblobstore"] = ds
+    add_system_datastores(state, now)
     return state
+
+
+def add_system_datastores(state: dict[str, Any], now: float) -> None:
+    """The stores every workspace has besides its default one (older persisted states lack them)."""
+    state["datastores"].setdefault(ARTIFACT_STORE, datastore_body(state["config"], ARTIFACT_STORE, now,
+                                                                  container=ARTIFACT_CONTAINER, identity="None"))
 
 
 def ws_prefix(cfg: dict[str, Any]) -> str:
@@ -127,7 +139,8 @@ def workspace_body(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def datastore_body(cfg: dict[str, Any], name: str, now: float, *, is_default: bool = False) -> dict[str, Any]:
+def datastore_body(cfg: dict[str, Any], name: str, now: float, *, is_default: bool = False,
+                   container: str | None = None, identity: str = "WorkspaceSystemAssignedIdentity") -> dict[str, Any]:
     return {
         "id": f"{ws_prefix(cfg)}/datastores/{name}",
         "name": name,
@@ -142,10 +155,10 @@ def datastore_body(cfg: dict[str, Any], name: str, now: float, *, is_default: bo
             "resourceGroup": cfg["resource_group"],
             "datastoreType": "AzureBlob",
             "accountName": cfg["storage_account"],
-            "containerName": cfg["container"],
+            "containerName": container or cfg["container"],
             "endpoint": "core.windows.net",
             "protocol": "https",
-            "serviceDataAccessAuthIdentity": "WorkspaceSystemAssignedIdentity",
+            "serviceDataAccessAuthIdentity": identity,
         },
         "systemData": system_data(now),
     }

@@ -17,6 +17,7 @@ def register_all(router: Router) -> None:
         compute_instance,
         datastores,
         endpoints,
+        history,
         jobs,
         models,
         operations,
@@ -26,7 +27,7 @@ def register_all(router: Router) -> None:
         workspace,
     )
 
-    families = (workspace, compute, compute_instance, datastores, blob, registry, jobs, tracking, models, assets,
-                endpoints, operations, scoring, aad)
+    families = (workspace, compute, compute_instance, datastores, blob, registry, jobs, history, tracking, models,
+                assets, endpoints, operations, scoring, aad)
     for module in families:
         module.register(router)

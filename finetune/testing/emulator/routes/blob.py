@@ -101,6 +101,10 @@ def register(router: Router) -> None:
         headers = _props_headers(entry)
         rng = req.header("x-ms-range") or req.header("range")
         m = re.match(r"bytes=(\d+)-(\d*)", rng or "")
+        if m and int(m.group(1)) >= len(data):  # e.g. any range of an empty log: the SDK retries without one
+            resp = _err(416, "InvalidRange", "The range specified is invalid for the current size of the resource.")
+            resp.headers["Content-Range"] = f"bytes */{len(data)}"
+            return resp
         if m:
             start = int(m.group(1))
             end = int(m.group(2)) if m.group(2) else len(data) - 1
