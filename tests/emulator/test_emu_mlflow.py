@@ -161,3 +161,19 @@ def test_a_delayed_mlflow_answer_holds_only_its_own_request(frozen_emu, client):
     assert not slow.is_alive()
     operations = [r.operation for r in emu.requests]
     assert operations[-1] == "mlflow.experiments.getByName" and "jobs.get" in operations  # logged when answered
+
+
+def test_root_run_tag_depth_leaves_mlflow_root_run_id_off_deeper_runs(frozen_emu, client):
+    """finetune.testing's stand-in for a workspace that sets only mlflow.parentRunId below the pipeline's nodes."""
+    emu = frozen_emu
+    emu.service.root_run_tag_depth = 1
+    put_pipeline(emu, "ft-shallow")
+    running(emu, 0.5)
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    assert [r.info.run_name for r in children(client, "ft-shallow")] == ["finetune_node"]
+    [node] = children(client, "ft-shallow")
+    steps = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{node.info.run_id}'")
+    assert {r.info.run_name for r in steps} <= set(steps_of_component()) and steps
+    assert all("mlflow.rootRunId" not in r.data.tags for r in steps)
+    emu.service.root_run_tag_depth = 0
+    assert children(client, "ft-shallow") == []

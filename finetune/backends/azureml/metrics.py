@@ -8,7 +8,10 @@ azure-ai-ml has no metrics API; Azure ML's guidance is MLflow on the workspace's
   from azureml to https"; MLflow's routes live under ``/api/2.0/mlflow`` there);
 - the pipeline job's child runs: a search in the job's experiment for ``tags.mlflow.rootRunId = '<job name>'``
   (Azure ML tags every run below a pipeline job so, nested pipeline components included). ``run.data.metrics`` is
-  the latest value of each key, which is all apply's progress needs: one search per look;
+  the latest value of each key, which is all apply's progress needs: one search per look. Only
+  ``mlflow.parentRunId`` is documented ("Get child (nested) runs"), so when that search finds no step runs (nothing
+  below the pipeline's nodes), the runs are walked down by ``tags.mlflow.parentRunId = '<run id>'``, level by
+  level (at most ``WALK_DEPTH`` levels below the job; one level's searches run together);
 - curves with ``get_metric_history`` (``status`` only), for the keys the runs actually logged (discovered, not a
   fixed list).
 
@@ -35,6 +38,8 @@ FINAL_LOSS = "train_loss"
 EPOCH = "epoch"
 EVAL_PREFIX = "eval_"
 DONE = {"FINISHED", "FAILED", "KILLED"}
+WALK_DEPTH = 3  # levels below the job walked by parentRunId: nodes, a pipeline component's steps, one more
+WALK_THREADS = 8  # at most this many searches of one level at once
 
 
 class MetricsUnavailable(Exception):
@@ -192,28 +197,52 @@ class MlflowReader:
         return found
 
     def runs(self, job: str, experiment: str) -> JobMetrics:
-        """Every run below the pipeline job, with the latest value of each metric (one search, paged)."""
-        from mlflow.entities import ViewType
-
-        found, token = [], None
-        escaped = job.replace("'", "\\'")
-        while True:
-            page = self.store.search_runs([self.experiment_id(experiment)], f"tags.mlflow.rootRunId = '{escaped}'",
-                                          ViewType.ACTIVE_ONLY, page_token=token)
-            found += list(page)
-            token = page.token
-            if not token:
-                break
+        """Every run below the pipeline job, with the latest value of each metric (one search, paged; the
+        parentRunId walk when it finds no step runs)."""
+        experiment_id = self.experiment_id(experiment)
+        found = [r for r in self._search(experiment_id, "mlflow.rootRunId", job) if r.info.run_id != job]
+        if all(r.data.tags.get("mlflow.parentRunId") == job for r in found):  # no step runs: walk down
+            found = self._walk(experiment_id, job, found)
         runs = []
         for run in sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
-            if run.info.run_id == job:
-                continue  # the pipeline itself: its metrics, if any, are its steps' (showMetricsAtRoot)
             latest = {k: float(v) for k, v in run.data.metrics.items() if math.isfinite(float(v))}
             steps = {m.key: int(m.step) for m in run.data.to_proto().metrics}
             name = run.info.run_name or run.data.tags.get("mlflow.runName") or run.info.run_id
             runs.append(StepRun(name, run.info.run_id, str(run.info.status), latest, steps, run.info.start_time,
                                 run.info.end_time))
         return JobMetrics(job, runs)
+
+    def _search(self, experiment_id: str, tag: str, value: str) -> list[Any]:
+        """The runs whose tag `tag` is `value` (every page)."""
+        from mlflow.entities import ViewType
+
+        found, token = [], None
+        escaped = value.replace("'", "\\'")
+        while True:
+            page = self.store.search_runs([experiment_id], f"tags.{tag} = '{escaped}'", ViewType.ACTIVE_ONLY,
+                                          page_token=token)
+            found += list(page)
+            token = page.token
+            if not token:
+                return found
+
+    def _walk(self, experiment_id: str, job: str, nodes: list[Any]) -> list[Any]:
+        """The runs below `job` by ``mlflow.parentRunId``, one level at a time (starting below `nodes`, the job's
+        children when the rootRunId search found them). One level's searches run together, in daemon threads like
+        every read here (`in_background`), so a retrying one never holds the process."""
+        level = nodes or self._search(experiment_id, "mlflow.parentRunId", job)
+        found = list(level)
+        for _ in range(WALK_DEPTH - 1):
+            parents = [r.info.run_id for r in level]
+            level = []
+            for start in range(0, len(parents), WALK_THREADS):
+                searches = [in_background(self._search, experiment_id, "mlflow.parentRunId", parent)
+                            for parent in parents[start:start + WALK_THREADS]]
+                level += [run for search in searches for run in search.result()]
+            if not level:
+                break
+            found += level
+        return found
 
     def with_history(self, job: str, experiment: str) -> JobMetrics:
         """The runs, and the training run's curves (every key it logged more than once, loss first)."""
