@@ -10,7 +10,8 @@ test_pipeline_job_download / ..._child_run_download):
   bound to a pipeline output with a uri at the pipeline output's. What is written there is what the command's
   ``echo`` parts write (``commands.py``); nothing else is invented.
 
-``materialize`` runs on every tick, writing each run once when it has ended.
+``settle`` runs before every request: the clock's transitions (``lifecycle.tick``), then each run's files, written
+once when it has ended.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from .clock import iso
 from .commands import Effects, run_echo
-from .lifecycle import JOB_TERMINAL
+from .lifecycle import JOB_TERMINAL, tick
 from .routes.blob import put_blob
 from .runs import component_spec, node_inputs, run_states, run_views
 from .state import ARTIFACT_CONTAINER, ARTIFACT_STORE
@@ -99,6 +100,13 @@ def output_location(svc, job: dict[str, Any], run: dict[str, Any], name: str) ->
     if found:
         return found.group(1), found.group(2)
     return "workspaceblobstore", f"azureml/{run['run_id']}/{name}/"
+
+
+def settle(svc, now: float) -> None:
+    """Bring the state to `now`: operations and jobs move on, and the runs that ended since leave their files."""
+    tick(svc, now)
+    for job in svc.state["jobs"].values():
+        materialize(svc, job, now)
 
 
 def materialize(svc, job: dict[str, Any], now: float) -> None:

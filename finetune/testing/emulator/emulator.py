@@ -159,9 +159,9 @@ class AzureMLEmulator:
 
     def job_status(self, name: str) -> str:
         with self.service.lock:
-            from .lifecycle import tick
+            from .artifacts import settle
 
-            tick(self.service, self.clock.now())
+            settle(self.service, self.clock.now())
             return self.service.state["jobs"][name.lower()]["properties"]["status"]
 
     def job_metrics(self, name: str) -> dict[str, dict[str, float]]:

@@ -60,11 +60,8 @@ def tick(svc: EmulatorService, now: float) -> None:
     for op in ops:
         if op["end"] <= now:
             _finish(svc, op)
-    from .artifacts import materialize
-
     for job in svc.state["jobs"].values():
         _advance_job(svc, job, now)
-        materialize(svc, job, now)
 
 
 def _finish(svc: EmulatorService, op: dict[str, Any]) -> None:

@@ -104,9 +104,9 @@ class EmulatorService:
             time.sleep(float(delay.params.get("seconds", 1.0)))
         with self.lock:
             now = self.clock.now()
-            from .lifecycle import tick
+            from .artifacts import settle
 
-            tick(self, now)
+            settle(self, now)
             record = RequestRecord(
                 method=req.method.upper(), url=req.url, host=req.host, path=req.path, query=dict(req.query),
                 api_version=req.api_version, body=_body_for_log(req), operation=operation,
